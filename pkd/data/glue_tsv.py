@@ -1,0 +1,172 @@
+"""Readers for the classic GLUE download layout.
+
+``<glue_dir>/<GLUE_DIR_NAME>/{train,dev,test}.tsv`` (MNLI: ``dev_matched``,
+``dev_mismatched``, ``test_matched``, ``test_mismatched``).
+
+GLUE text contains stray ``"`` characters, so lines are split on ``\\t`` by
+hand instead of going through a csv reader that would merge rows across
+quotes. Every malformed row is an error naming ``file:line``; nothing is
+dropped or merged, so the number of rows returned always equals the number of
+data lines in the file.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from datasets import DatasetDict
+
+from .errors import DataFormatError
+from .schema import UNLABELLED, rows_to_dataset
+from .tasks import TaskInfo, get_task
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where the fields live. Names for files with a header, ints otherwise."""
+
+    text_a: str | int
+    text_b: str | int | None
+    label: str | int | None  # None: unlabelled test split
+    header: bool = True
+    n_fields: int | None = None  # only for headerless files
+
+
+# Labelled (train/dev) layouts. Header names let 11/12/16-column MNLI variants work.
+_LABELLED = {
+    "sst2": _Layout("sentence", None, "label"),
+    # CoLA train/dev have no header: source, label, original mark, sentence.
+    "cola": _Layout(3, None, 1, header=False, n_fields=4),
+    "mrpc": _Layout("#1 String", "#2 String", "Quality"),
+    "stsb": _Layout("sentence1", "sentence2", "score"),
+    "qqp": _Layout("question1", "question2", "is_duplicate"),
+    "mnli": _Layout("sentence1", "sentence2", "gold_label"),
+    "qnli": _Layout("question", "sentence", "label"),
+    "rte": _Layout("sentence1", "sentence2", "label"),
+}
+# Test files all have a header and no label column.
+_TEST = {task: _Layout(lay.text_a, lay.text_b, None) for task, lay in _LABELLED.items()}
+_TEST["cola"] = _Layout("sentence", None, None)
+
+# These files store the class id itself; the others store the class name.
+_NUMERIC_LABELS = {"sst2", "cola", "mrpc", "qqp"}
+
+
+def _label_parser(info: TaskInfo):
+    if info.is_regression:
+        def parse(s: str) -> float:
+            value = float(s)  # ValueError is turned into a DataFormatError by the caller
+            if not math.isfinite(value):
+                raise ValueError(s)
+            return value
+        return parse
+    if info.name in _NUMERIC_LABELS:
+        mapping = {str(i): i for i in range(info.num_labels)}
+    else:
+        mapping = {name: i for i, name in enumerate(info.label_names)}
+    return mapping.__getitem__
+
+
+def split_path(glue_dir: str | Path, task: str | TaskInfo, split: str) -> Path:
+    info = get_task(task)
+    if info.source_kind != "glue":
+        raise ValueError(f"task {info.name!r} is not a GLUE task; it has no GLUE files")
+    if split not in info.splits:
+        raise ValueError(f"task {info.name!r} has no split {split!r}; allowed: {', '.join(info.splits)}")
+    return Path(glue_dir) / info.glue_dir_name / f"{split}.tsv"
+
+
+def _iter_lines(path: Path):
+    """Yield (1-based line number, text) splitting on ``\\n`` only.
+
+    Binary iteration avoids universal-newline handling, which would split a
+    row at a stray ``\\r`` inside the text. A final newline does not produce
+    an extra empty line.
+    """
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            if raw.endswith(b"\n"):
+                raw = raw[:-1]
+            if raw.endswith(b"\r"):
+                raw = raw[:-1]
+            # utf-8-sig drops a BOM; only the first line can carry one.
+            encoding = "utf-8-sig" if lineno == 1 else "utf-8"
+            try:
+                yield lineno, raw.decode(encoding)
+            except UnicodeDecodeError as exc:
+                raise DataFormatError(path, lineno, f"not valid UTF-8 ({exc.reason})") from None
+
+
+def _resolve(layout: _Layout, header: list[str] | None, path: Path):
+    """Turn the layout into field indices and the expected field count."""
+    if not layout.header:
+        return layout.text_a, layout.text_b, layout.label, layout.n_fields
+    names = [h.strip() for h in header]
+
+    def index(name):
+        if name is None:
+            return None
+        if name not in names:
+            raise DataFormatError(path, 1, f"header lacks column {name!r} (found: {names})")
+        return names.index(name)
+
+    return index(layout.text_a), index(layout.text_b), index(layout.label), len(names)
+
+
+def read_glue_split(glue_dir: str | Path, task: str | TaskInfo, split: str) -> list[dict]:
+    """Read one split of a GLUE download into rows of the common schema."""
+    info = get_task(task)
+    path = split_path(glue_dir, info, split)
+    if not path.is_file():
+        raise FileNotFoundError(f"GLUE file not found: {path}")
+    layout = (_TEST if split in info.test_splits else _LABELLED)[info.name]
+    parse_label = _label_parser(info)
+
+    lines = _iter_lines(path)
+    header = None
+    if layout.header:
+        first = next(lines, None)
+        if first is None:
+            raise DataFormatError(path, 1, "file is empty, expected a header line")
+        header = first[1].split("\t")
+    ia, ib, il, n_fields = _resolve(layout, header, path)
+
+    rows: list[dict] = []
+    n_data_lines = 0
+    for lineno, line in lines:
+        n_data_lines += 1
+        fields = line.split("\t")
+        if len(fields) != n_fields:
+            raise DataFormatError(
+                path, lineno, f"expected {n_fields} tab-separated fields, got {len(fields)}"
+            )
+        if il is None:
+            label = float(UNLABELLED) if info.is_regression else UNLABELLED
+        else:
+            raw_label = fields[il].strip()
+            try:
+                label = parse_label(raw_label)
+            except (KeyError, ValueError):
+                raise DataFormatError(path, lineno, f"unknown label {raw_label!r}") from None
+        rows.append({
+            "idx": len(rows),
+            "text_a": fields[ia],
+            "text_b": fields[ib] if ib is not None else None,
+            "label": label,
+        })
+    # Guard against any future change that would drop or merge rows.
+    assert len(rows) == n_data_lines, (path, len(rows), n_data_lines)
+    return rows
+
+
+def load_glue_dir(glue_dir: str | Path, task: str | TaskInfo) -> DatasetDict:
+    """Load train, dev split(s) and, when present, test split(s) of one task."""
+    info = get_task(task)
+    splits = {}
+    for split in info.splits:
+        if split in info.test_splits and not split_path(glue_dir, info, split).is_file():
+            continue  # test files are optional; train/dev are required
+        splits[split] = rows_to_dataset(read_glue_split(glue_dir, info, split), info)
+    return DatasetDict(splits)

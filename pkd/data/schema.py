@@ -1,0 +1,61 @@
+"""The one row schema shared by every task source.
+
+Columns: ``idx`` (row order, 0-based), ``text_a``, ``text_b`` (None for
+single-sentence tasks), ``label`` (int64 class id, float32 for regression,
+-1 / -1.0 for unlabelled test rows).
+"""
+
+from __future__ import annotations
+
+from datasets import Dataset, DatasetDict, Features, Value
+
+from .tasks import TaskInfo
+
+COLUMNS = ("idx", "text_a", "text_b", "label")
+UNLABELLED = -1
+
+
+def features_for(info: TaskInfo) -> Features:
+    return Features(
+        {
+            "idx": Value("int64"),
+            "text_a": Value("string"),
+            "text_b": Value("string"),
+            "label": Value("float32" if info.is_regression else "int64"),
+        }
+    )
+
+
+def rows_to_dataset(rows: list[dict], info: TaskInfo) -> Dataset:
+    """Build a Dataset from row dicts, (re)numbering ``idx`` by row order."""
+    columns = {
+        "idx": list(range(len(rows))),
+        "text_a": [r["text_a"] for r in rows],
+        "text_b": [r.get("text_b") for r in rows],
+        "label": [r["label"] for r in rows],
+    }
+    return Dataset.from_dict(columns, features=features_for(info))
+
+
+def conform(dd: DatasetDict, info: TaskInfo) -> DatasetDict:
+    """Make sure every split has exactly our columns and dtypes.
+
+    Idempotent, so ``load_task`` can apply it to any source's output.
+    """
+    out = {}
+    features = features_for(info)
+    for split, ds in dd.items():
+        missing = {"text_a", "label"} - set(ds.column_names)
+        if missing:
+            raise ValueError(f"split {split!r} lacks columns {sorted(missing)}")
+        if "text_b" not in ds.column_names:
+            ds = ds.add_column("text_b", [None] * len(ds), feature=Value("string"))
+        if "idx" in ds.column_names:
+            ds = ds.remove_columns("idx")
+        ds = ds.add_column("idx", list(range(len(ds))), feature=Value("int64"))
+        extra = [c for c in ds.column_names if c not in COLUMNS]
+        if extra:
+            ds = ds.remove_columns(extra)
+        ds = ds.select_columns(list(COLUMNS)).cast(features)
+        out[split] = ds
+    return DatasetDict(out)

@@ -1,0 +1,92 @@
+"""The distillation Trainer: transformers' Trainer with compute_loss overridden.
+
+Checkpointing, resume, torchrun DDP, mixed precision, length-grouped shuffled
+batches and progress bars all come from Trainer. The teacher is never run:
+its logits and [CLS] states are read from the cache by example idx.
+"""
+from __future__ import annotations
+
+import torch
+from transformers import Trainer
+
+from pkd.losses import pkd_loss
+from pkd.teacher_cache import TeacherCache
+
+# Columns the collator passes along that the model's forward does not take.
+NON_MODEL_COLUMNS = ("idx", "length")
+
+
+class DistillationTrainer(Trainer):
+    """Trains with L = (1 - alpha) CE + alpha L_DS + beta L_PT (pkd.losses.pkd_loss).
+
+    With cache=None and alpha = beta = 0 it is plain fine-tuning (the teacher
+    itself and FT students). Evaluation always scores the gold-label loss.
+    """
+
+    def __init__(
+        self,
+        *args,
+        cache: TeacherCache | None = None,
+        alpha: float = 0.0,
+        beta: float = 0.0,
+        temperature: float = 1.0,
+        teacher_layers: list[int] | None = None,
+        kd_reduction: str = "mean",
+        normalize_patience: bool = True,
+        is_regression: bool = False,
+        **kwargs,
+    ):
+        super().__init__(*args, **kwargs)
+        if (alpha > 0 or beta > 0) and cache is None:
+            raise ValueError("alpha > 0 or beta > 0 needs a teacher cache")
+        if beta > 0 and not teacher_layers:
+            raise ValueError("beta > 0 needs the teacher layer map")
+        self.cache = cache
+        self.alpha, self.beta, self.temperature = alpha, beta, temperature
+        self.teacher_layers = teacher_layers if beta > 0 else None
+        self.kd_reduction = kd_reduction
+        self.normalize_patience = normalize_patience
+        self.is_regression = is_regression
+        self.loss_sums: dict[str, float] = {}
+        self.loss_count = 0
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None, **kwargs):
+        idx = inputs.pop("idx")
+        for column in NON_MODEL_COLUMNS:
+            inputs.pop(column, None)
+        labels = inputs.pop("labels")
+        distilling = model.training and self.cache is not None
+        need_hidden = distilling and self.teacher_layers is not None
+        outputs = model(**inputs, output_hidden_states=need_hidden)
+        logits_t = cls_t = cls_s = None
+        if distilling:
+            logits_t, cls_t = self.cache.rows(idx, self.teacher_layers)
+            logits_t = logits_t.to(outputs.logits.device)
+            if need_hidden:
+                cls_t = cls_t.to(outputs.logits.device)
+                # Student layers 1..M-1 ([CLS] only); the last one feeds the classifier.
+                cls_s = torch.stack([h[:, 0] for h in outputs.hidden_states[1:-1]], dim=1)
+        loss, parts = pkd_loss(
+            outputs.logits,
+            labels,
+            alpha=self.alpha if distilling else 0.0,
+            beta=self.beta if distilling else 0.0,
+            temperature=self.temperature,
+            logits_t=logits_t,
+            cls_s=cls_s,
+            cls_t=cls_t,
+            reduction=self.kd_reduction,
+            normalize=self.normalize_patience,
+            is_regression=self.is_regression,
+        )
+        if model.training:
+            for name, value in parts.items():
+                self.loss_sums[name] = self.loss_sums.get(name, 0.0) + float(value)
+            self.loss_count += 1
+        return (loss, outputs) if return_outputs else loss
+
+    def pop_epoch_losses(self) -> dict[str, float]:
+        """Mean of each loss term since the last call (one epoch), then reset."""
+        means = {f"loss_{k}": v / max(self.loss_count, 1) for k, v in self.loss_sums.items()}
+        self.loss_sums, self.loss_count = {}, 0
+        return means

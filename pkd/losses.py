@@ -1,0 +1,95 @@
+"""PKD losses as pure tensor functions (PKD.md, "Loss").
+
+    L = (1 - alpha) * L_CE + alpha * L_DS + beta * L_PT
+
+Suffixes: _s = student, _t = teacher. Teacher tensors are detached, so the
+gradient reaches the student only.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+KD_REDUCTIONS = ("mean", "batchmean")
+
+
+def label_loss(logits_s: torch.Tensor, labels: torch.Tensor, is_regression: bool = False) -> torch.Tensor:
+    """L_CE: cross-entropy to gold labels. logits_s [B, C], labels [B] (MSE when regression)."""
+    if is_regression:
+        return F.mse_loss(logits_s.squeeze(-1), labels.to(logits_s.dtype))
+    return F.cross_entropy(logits_s, labels)
+
+
+def soft_label_loss(
+    logits_s: torch.Tensor,
+    logits_t: torch.Tensor,
+    temperature: float,
+    reduction: str = "mean",
+    is_regression: bool = False,
+) -> torch.Tensor:
+    """L_DS = T^2 * KL(softmax(z_t / T) || softmax(z_s / T)).  logits [B, C].
+
+    reduction="mean" is the authors' choice: PyTorch's elementwise mean over
+    batch AND classes, i.e. the per-example KL divided by C. "batchmean" is the
+    per-example KL averaged over the batch. For regression there is no softmax:
+    MSE between student and teacher outputs (an extension; no paper result).
+    """
+    logits_t = logits_t.detach()
+    if is_regression:
+        return F.mse_loss(logits_s, logits_t.to(logits_s.dtype))
+    if reduction not in KD_REDUCTIONS:
+        raise ValueError(f"unknown KD reduction '{reduction}'; allowed: {', '.join(KD_REDUCTIONS)}")
+    log_p_s = F.log_softmax(logits_s / temperature, dim=-1)
+    p_t = F.softmax(logits_t.to(logits_s.dtype) / temperature, dim=-1)
+    # Explicit division: PyTorch plans to change what reduction="mean" means.
+    denominator = logits_s.numel() if reduction == "mean" else logits_s.shape[0]
+    return F.kl_div(log_p_s, p_t, reduction="sum") / denominator * temperature**2
+
+
+def patient_loss(cls_s: torch.Tensor, cls_t: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+    """L_PT: MSE between (L2-normalised) [CLS] states of matched layers.
+
+    cls_s, cls_t: [B, L, H] (L = matched layers). The mean runs over batch,
+    layers and hidden units, as the authors' F.mse_loss on the stacked tensors;
+    their beta grid {10, 100, 500, 1000} is calibrated to this mean.
+    """
+    cls_t = cls_t.detach().to(cls_s.dtype)
+    if normalize:
+        cls_s = F.normalize(cls_s, p=2, dim=-1)
+        cls_t = F.normalize(cls_t, p=2, dim=-1)
+    return F.mse_loss(cls_s, cls_t)
+
+
+def pkd_loss(
+    logits_s: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    alpha: float,
+    beta: float,
+    temperature: float,
+    logits_t: torch.Tensor | None = None,
+    cls_s: torch.Tensor | None = None,
+    cls_t: torch.Tensor | None = None,
+    reduction: str = "mean",
+    normalize: bool = True,
+    is_regression: bool = False,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """L = (1 - alpha) L_CE + alpha L_DS + beta L_PT; returns (loss, {"ce","ds","pt"}).
+
+    FT is alpha = beta = 0, KD is beta = 0. A term whose weight is 0 is not
+    computed (and its inputs may be None), so FT needs no teacher at all.
+    """
+    zero = logits_s.new_zeros(())
+    ce = label_loss(logits_s, labels, is_regression)
+    ds = zero
+    if alpha > 0:
+        if logits_t is None:
+            raise ValueError("alpha > 0 needs the teacher's logits")
+        ds = soft_label_loss(logits_s, logits_t, temperature, reduction, is_regression)
+    pt = zero
+    if beta > 0:
+        if cls_s is None or cls_t is None:
+            raise ValueError("beta > 0 needs student and teacher [CLS] states")
+        pt = patient_loss(cls_s, cls_t, normalize)
+    loss = (1 - alpha) * ce + alpha * ds + beta * pt
+    return loss, {"ce": ce.detach(), "ds": ds.detach(), "pt": pt.detach()}

@@ -1,0 +1,124 @@
+"""GLUE metrics: the paper's accuracy, F1/accuracy (MRPC, QQP), and the rest of GLUE.
+
+All results are plain Python floats so they can go straight into JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from scipy import stats
+from sklearn import metrics as skm
+
+# Metrics GLUE reports per task, in GLUE's display order (F1 before accuracy, as in
+# "F1/Acc"). Which one is the *main* metric is the pipeline's choice, not decided here.
+GLUE_TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "cola": ("matthews_corrcoef",),
+    "sst2": ("accuracy",),
+    "mrpc": ("f1", "accuracy"),
+    "qqp": ("f1", "accuracy"),
+    "stsb": ("pearson", "spearmanr"),
+    "mnli": ("accuracy",),
+    "qnli": ("accuracy",),
+    "rte": ("accuracy",),
+    "wnli": ("accuracy",),
+}
+
+
+def _accuracy(pred: np.ndarray, gold: np.ndarray) -> float:
+    return float(skm.accuracy_score(gold, pred))
+
+
+def _f1(pred: np.ndarray, gold: np.ndarray) -> float:
+    # Binary F1 of the positive class 1, as GLUE scores MRPC and QQP.
+    # zero_division=0: a model that never predicts 1 scores 0, not a warning.
+    return float(skm.f1_score(gold, pred, average="binary", pos_label=1, zero_division=0))
+
+
+def _matthews(pred: np.ndarray, gold: np.ndarray) -> float:
+    return float(skm.matthews_corrcoef(gold, pred))
+
+
+def _pearson(pred: np.ndarray, gold: np.ndarray) -> float:
+    return float(stats.pearsonr(pred.astype(float), gold.astype(float))[0])
+
+
+def _spearman(pred: np.ndarray, gold: np.ndarray) -> float:
+    return float(stats.spearmanr(pred, gold)[0])
+
+
+METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "accuracy": _accuracy,
+    "f1": _f1,
+    "matthews_corrcoef": _matthews,
+    "pearson": _pearson,
+    "spearmanr": _spearman,
+}
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):  # a torch tensor, without importing torch here
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def glue_metrics(
+    task_metric_names: Sequence[str], predictions: Any, labels: Any
+) -> dict[str, float]:
+    """Compute the named metrics of predictions against gold labels.
+
+    predictions: class ids of shape (n,) (floats for regression tasks), e.g. the
+        output of `logits_to_predictions`. labels: gold values of shape (n,).
+    Returns {name: float} in the order the names were given.
+    Raises ValueError for an unknown metric name or mismatched/empty inputs.
+    """
+    names = tuple(task_metric_names)
+    if not names:
+        raise ValueError("glue_metrics: no metric names given")
+    unknown = [n for n in names if n not in METRICS]
+    if unknown:
+        raise ValueError(
+            f"glue_metrics: unknown metric name(s) {unknown}; known: {sorted(METRICS)}"
+        )
+    pred = _to_numpy(predictions)
+    gold = _to_numpy(labels)
+    if pred.ndim != 1 or gold.ndim != 1:
+        raise ValueError(
+            f"glue_metrics: predictions and labels must be 1-D, got shapes "
+            f"{pred.shape} and {gold.shape} (convert logits with logits_to_predictions)"
+        )
+    if pred.shape != gold.shape:
+        raise ValueError(
+            f"glue_metrics: {pred.shape[0]} predictions but {gold.shape[0]} labels"
+        )
+    if pred.size == 0:
+        raise ValueError("glue_metrics: no examples to score")
+    return {name: METRICS[name](pred, gold) for name in names}
+
+
+def logits_to_predictions(logits: Any, is_regression: bool) -> np.ndarray:
+    """Turn model outputs into predictions for `glue_metrics`.
+
+    logits: (n, num_labels) scores, or (n, 1) / (n,) for regression. A tuple (as
+    transformers' Trainer passes when the model returns extra outputs) is read as
+    its first element. Classification -> argmax over the last axis, shape (n,) ints;
+    regression -> the scores squeezed to shape (n,) floats.
+    """
+    if isinstance(logits, tuple):
+        logits = logits[0]
+    arr = _to_numpy(logits)
+    if is_regression:
+        if arr.ndim == 2 and arr.shape[1] == 1:
+            arr = arr[:, 0]
+        if arr.ndim != 1:
+            raise ValueError(
+                f"logits_to_predictions: regression expects shape (n,) or (n, 1), got {arr.shape}"
+            )
+        return arr.astype(float)
+    if arr.ndim != 2:
+        raise ValueError(
+            f"logits_to_predictions: classification expects shape (n, num_labels), got {arr.shape}"
+        )
+    return arr.argmax(axis=-1)

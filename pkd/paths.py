@@ -1,0 +1,57 @@
+"""Every pipeline output path, defined once.
+
+dvc.yaml declares the same paths as outs; stage scripts get them from here so
+that no path is spelled twice in Python code.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+DATA = Path("data/prepared")
+MODELS = Path("models")
+CACHE = Path("cache/teacher")
+METRICS = Path("metrics")
+PREDICTIONS = Path("predictions")
+REPORTS = Path("reports")
+CHECKPOINTS = Path("runs/checkpoints")
+
+
+def student_name(strategy: str, depth: int) -> str:
+    return f"{strategy}-{depth}"
+
+
+def prepared(task: str) -> Path:
+    return DATA / task
+
+
+def teacher_model(task: str) -> Path:
+    return MODELS / "teacher" / task
+
+
+def student_model(task: str, strategy: str, depth: int) -> Path:
+    return MODELS / "students" / task / student_name(strategy, depth)
+
+
+def teacher_cache(task: str) -> Path:
+    return CACHE / task
+
+
+def history(task: str, model: str) -> Path:
+    """Per-epoch train/dev metrics and loss terms (DVC plots)."""
+    return METRICS / "train" / task / f"{model}.json"
+
+
+def evaluation(task: str, model: str) -> Path:
+    return METRICS / "eval" / task / f"{model}.json"
+
+
+def predictions(task: str, model: str) -> Path:
+    return PREDICTIONS / task / model
+
+
+def timing() -> Path:
+    return METRICS / "timing.json"
+
+
+def checkpoints(run_name: str) -> Path:
+    return CHECKPOINTS / run_name

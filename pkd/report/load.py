@@ -1,0 +1,155 @@
+"""Read the pipeline's metrics files (eval, train histories, timing, sweep) from disk.
+
+Nothing here computes a number; it only checks the files against their schema and
+lays them out as DataFrames, remembering which file each row came from.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+STRATEGIES = ("ft", "kd", "pkd_skip", "pkd_last")
+_EVAL_KEYS = ("task", "model", "role", "depth", "main_metric", "metric_names", "splits")
+
+
+@dataclass
+class Metrics:
+    """Everything the report is built from.
+
+    evals: one row per (task, model, split, metric) with columns task, model, role,
+        strategy, depth, teacher_depth, main_metric, metric_names (tuple), split,
+        metric, value, n, source.
+    histories: one row per (task, model, epoch); columns task, model, strategy,
+        depth, epoch and whatever per-epoch keys the files hold.
+    timing: the parsed timing.json, or None. sweep: sweep_best.json as a DataFrame,
+        or None. sources: every file read, relative to metrics_dir.
+    """
+
+    metrics_dir: Path
+    evals: pd.DataFrame
+    histories: pd.DataFrame
+    timing: dict[str, Any] | None
+    sweep: pd.DataFrame | None
+    sources: list[str] = field(default_factory=list)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read metrics file {path}: {exc}") from exc
+
+
+def _eval_rows(path: Path, source: str) -> list[dict[str, Any]]:
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    missing = [k for k in _EVAL_KEYS if k not in data]
+    if missing:
+        raise ValueError(f"{path}: missing key(s) {missing}")
+    # The path is how the pipeline names a result; a file whose content disagrees
+    # was copied or written to the wrong place, and its numbers would be mislabelled.
+    if data["task"] != path.parent.name or data["model"] != path.stem:
+        raise ValueError(
+            f"{path}: content says task={data['task']!r}, model={data['model']!r}, "
+            f"but the path says task={path.parent.name!r}, model={path.stem!r}"
+        )
+    strategy = data.get("strategy")
+    if data["role"] == "teacher":
+        strategy = None
+    elif strategy not in STRATEGIES:
+        raise ValueError(f"{path}: unknown strategy {strategy!r}; expected one of {STRATEGIES}")
+    if not isinstance(data["splits"], dict) or not data["splits"]:
+        raise ValueError(f"{path}: 'splits' must be a non-empty object")
+    base = {
+        "task": data["task"],
+        "model": data["model"],
+        "role": data["role"],
+        "strategy": strategy,
+        "depth": int(data["depth"]),
+        "teacher_depth": data.get("teacher_depth", data["depth"] if strategy is None else None),
+        "main_metric": data["main_metric"],
+        "metric_names": tuple(data["metric_names"]),
+        "source": source,
+    }
+    rows = []
+    for split, values in data["splits"].items():
+        for metric, value in values.items():
+            if metric == "n":
+                continue
+            value = float("nan") if value is None else float(value)
+            rows.append({**base, "split": split, "metric": metric, "value": value,
+                         "n": values.get("n")})
+    return rows
+
+
+def _history_rows(path: Path, source: str) -> list[dict[str, Any]]:
+    data = _read_json(path)
+    if not isinstance(data, list) or not all(isinstance(r, dict) and "epoch" in r for r in data):
+        raise ValueError(f"{path}: expected a JSON list of per-epoch records with 'epoch'")
+    model = path.stem
+    strategy, _, depth = model.rpartition("-")
+    if model == "teacher" or strategy not in STRATEGIES:
+        strategy, depth = None, None
+    base = {"task": path.parent.name, "model": model, "strategy": strategy,
+            "depth": int(depth) if depth else None, "source": source}
+    return [{**base, **record} for record in data]
+
+
+def load_metrics(metrics_dir: Path) -> Metrics:
+    """Read every metrics file under metrics_dir. Raises ValueError if there are no
+    eval files, naming the directory searched."""
+    metrics_dir = Path(metrics_dir)
+    eval_dir = metrics_dir / "eval"
+    eval_files = sorted(eval_dir.glob("*/*.json"))
+    if not eval_files:
+        raise ValueError(
+            f"no evaluation metrics found: expected files {eval_dir}/<task>/<model>.json "
+            f"(run the evaluate stage first)"
+        )
+    sources: list[str] = []
+
+    def rel(p: Path) -> str:
+        s = p.relative_to(metrics_dir).as_posix()
+        sources.append(s)
+        return s
+
+    eval_rows = [row for p in eval_files for row in _eval_rows(p, rel(p))]
+    history_rows = [
+        row for p in sorted((metrics_dir / "train").glob("*/*.json"))
+        for row in _history_rows(p, rel(p))
+    ]
+
+    timing = None
+    timing_path = metrics_dir / "timing.json"
+    if timing_path.exists():
+        timing = _read_json(timing_path)
+        if not isinstance(timing, dict) or not isinstance(timing.get("models"), list):
+            raise ValueError(f"{timing_path}: expected an object with a 'models' list")
+        rel(timing_path)
+
+    sweep = None
+    sweep_path = metrics_dir / "sweep_best.json"
+    if sweep_path.exists():
+        records = _read_json(sweep_path)
+        if not isinstance(records, list):
+            raise ValueError(f"{sweep_path}: expected a JSON list of records")
+        sweep = pd.DataFrame.from_records(records)
+        rel(sweep_path)
+
+    histories = pd.DataFrame.from_records(history_rows)
+    if histories.empty:
+        histories = pd.DataFrame(columns=["task", "model", "strategy", "depth", "epoch", "source"])
+    return Metrics(
+        metrics_dir=metrics_dir,
+        evals=pd.DataFrame.from_records(eval_rows),
+        histories=histories,
+        timing=timing,
+        sweep=sweep,
+        sources=sources,
+    )

@@ -1,0 +1,189 @@
+"""The paper's tables as DataFrames of display strings (scores x100, one decimal).
+
+Table 1: Teacher, then FT / KD / PKD (= PKD-Skip) per student depth, one column per
+task (MNLI as -m / -mm), plus the average of the main metrics.
+Table 2: PKD-Skip vs PKD-Last per depth. Table 3: inference cost from timing.json.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from pkd.report.load import Metrics
+
+METHOD_LABELS = {"ft": "FT", "kd": "KD", "pkd_skip": "PKD-Skip", "pkd_last": "PKD-Last"}
+MISSING = "-"
+# GLUE's MNLI splits: dev_matched -> "mnli-m", dev_mismatched -> "mnli-mm".
+_SPLIT_SUFFIX = {"matched": "m", "mismatched": "mm"}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One score column of Tables 1 and 2: a task scored on one split."""
+
+    label: str
+    task: str
+    split: str
+
+
+def _pct(value: float | None) -> str:
+    if value is None:
+        return MISSING
+    return "nan" if math.isnan(value) else f"{100 * value:.1f}"
+
+
+def task_order(evals: pd.DataFrame, preferred: Sequence[str] | str | None = None) -> list[str]:
+    """Tasks in the caller's order (the config's task list, or "a, b" as one string),
+    then the rest sorted."""
+    if isinstance(preferred, str):
+        preferred = [t.strip() for t in preferred.split(",")]
+    present = set(evals["task"])
+    first = [t for t in dict.fromkeys(preferred or []) if t in present]
+    return first + sorted(present - set(first))
+
+
+def score_columns(evals: pd.DataFrame, split: str, tasks: Sequence[str]) -> list[Column]:
+    """Columns for `split` ("dev" or "test"): split "dev" itself, or "dev_<x>" (MNLI)."""
+    cols = []
+    for task in tasks:
+        names = sorted(
+            s for s in evals.loc[evals["task"] == task, "split"].unique()
+            if s == split or s.startswith(split + "_")
+        )
+        for name in names:
+            suffix = name[len(split) + 1:]
+            label = task if not suffix else f"{task}-{_SPLIT_SUFFIX.get(suffix, suffix)}"
+            cols.append(Column(label, task, name))
+    if not cols:
+        raise ValueError(
+            f"no '{split}' split in any eval file; splits present: {sorted(evals['split'].unique())}"
+        )
+    return cols
+
+
+def scores(m: Metrics, columns: Sequence[Column]) -> pd.DataFrame:
+    """Long frame, one row per (model, column): model, role, strategy, depth, column,
+    main (the main metric as a fraction, or None) and cell (display string, e.g.
+    "88.1/84.0" for F1/Acc)."""
+    ev = m.evals
+    rows = []
+    for col in columns:
+        sub = ev[(ev["task"] == col.task) & (ev["split"] == col.split)]
+        for model, grp in sub.groupby("model", sort=False):
+            first = grp.iloc[0]
+            values = dict(zip(grp["metric"], grp["value"]))
+            cell = "/".join(_pct(values.get(name)) for name in first["metric_names"])
+            rows.append({
+                "model": model, "role": first["role"], "strategy": first["strategy"],
+                "depth": int(first["depth"]), "column": col.label,
+                "main": values.get(first["main_metric"]), "cell": cell,
+            })
+    return pd.DataFrame.from_records(
+        rows, columns=["model", "role", "strategy", "depth", "column", "main", "cell"])
+
+
+def average_main(sc: pd.DataFrame, model: str, columns: Sequence[Column]) -> float | None:
+    """Mean main metric of a model over all columns; None unless every column has one
+    (an average over a subset of tasks would not be comparable across rows)."""
+    mains = sc.loc[sc["model"] == model].set_index("column")["main"]
+    vals = [mains.get(c.label) for c in columns]
+    if any(v is None or pd.isna(v) for v in vals):
+        return None
+    return sum(vals) / len(vals)
+
+
+def student_depths(evals: pd.DataFrame) -> list[int]:
+    return sorted({int(d) for d in evals.loc[evals["role"] != "teacher", "depth"]}, reverse=True)
+
+
+def teacher_layers(evals: pd.DataFrame) -> str:
+    depths = sorted({int(d) for d in evals.loc[evals["role"] == "teacher", "depth"]})
+    return "/".join(map(str, depths)) or MISSING
+
+
+def _table(sc: pd.DataFrame, columns: Sequence[Column],
+           rows: Sequence[tuple[str, str, str]]) -> pd.DataFrame:
+    """rows: (Model label, Layers, model name in the files); absent models are left out."""
+    cells = sc.set_index(["model", "column"])["cell"]
+    records = []
+    for label, layers, model in rows:
+        if model not in set(sc["model"]):
+            continue
+        rec = {"Model": label, "Layers": layers}
+        for c in columns:
+            rec[c.label] = cells.get((model, c.label), MISSING)
+        rec["Average"] = _pct(average_main(sc, model, columns))
+        records.append(rec)
+    return pd.DataFrame.from_records(
+        records, columns=["Model", "Layers", *[c.label for c in columns], "Average"])
+
+
+def table1_main(m: Metrics, sc: pd.DataFrame, columns: Sequence[Column]) -> pd.DataFrame:
+    rows = [("Teacher", teacher_layers(m.evals), "teacher")]
+    for d in student_depths(m.evals):
+        rows += [("FT", str(d), f"ft-{d}"), ("KD", str(d), f"kd-{d}"),
+                 ("PKD", str(d), f"pkd_skip-{d}")]
+    return _table(sc, columns, rows)
+
+
+def table2_skip_vs_last(m: Metrics, sc: pd.DataFrame, columns: Sequence[Column]) -> pd.DataFrame:
+    rows = []
+    for d in student_depths(m.evals):
+        rows += [("PKD-Skip", str(d), f"pkd_skip-{d}"), ("PKD-Last", str(d), f"pkd_last-{d}")]
+    return _table(sc, columns, rows)
+
+
+TABLE3_COLUMNS = [
+    "Model", "Layers", "Parameters (M)",
+    "Latency b1, dev lengths (ms)", "Latency b1, len 128 (ms)",
+    "Throughput b32, dev lengths (ex/s)", "Throughput b32, len 128 (ex/s)",
+    "Speed-up b1 (dev)", "Speed-up b32 (dev)", "Speed-up b1 (len 128)", "Speed-up b32 (len 128)",
+    "Layer ratio N/M",
+]
+
+
+def _spread(stat: Any, fmt: str) -> str:
+    """'median [p25, p75]' from a timing statistic."""
+    if not isinstance(stat, dict) or stat.get("median") is None:
+        return MISSING
+    med = format(stat["median"], fmt)
+    if stat.get("p25") is None or stat.get("p75") is None:
+        return med
+    return f"{med} [{format(stat['p25'], fmt)}, {format(stat['p75'], fmt)}]"
+
+
+def _times(value: Any) -> str:
+    return MISSING if value is None else f"{value:.2f}x"
+
+
+def table3_inference(timing: dict[str, Any] | None) -> pd.DataFrame:
+    if not timing:
+        return pd.DataFrame(columns=TABLE3_COLUMNS)
+    models = timing["models"]
+    teacher = next((r for r in models if r.get("model") == "teacher"), None)
+    n_layers = teacher.get("depth") if teacher else None
+    records = []
+    for r in models:
+        speed = r.get("speedup") or {}
+        params = r.get("parameters")
+        depth = r.get("depth")
+        records.append(dict(zip(TABLE3_COLUMNS, [
+            r.get("model", MISSING),
+            MISSING if depth is None else str(depth),
+            MISSING if params is None else f"{params / 1e6:.1f}",
+            _spread(r.get("latency_b1_dev_ms"), ".2f"),
+            _spread(r.get("latency_b1_len128_ms"), ".2f"),
+            _spread(r.get("throughput_b32_dev"), ".0f"),
+            _spread(r.get("throughput_b32_len128"), ".0f"),
+            _times(speed.get("latency_b1_dev")),
+            _times(speed.get("throughput_b32_dev")),
+            _times(speed.get("latency_b1_len128")),
+            _times(speed.get("throughput_b32_len128")),
+            _times(n_layers / depth) if n_layers and depth else MISSING,
+        ])))
+    return pd.DataFrame.from_records(records, columns=TABLE3_COLUMNS)

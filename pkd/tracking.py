@@ -1,0 +1,250 @@
+"""The one place that talks to MLflow.
+
+Every stage wraps its work in :func:`stage_run`::
+
+    with stage_run("distill", params=cfg, tags={"task": t, "strategy": s, "depth": d}) as run:
+        ...
+        run.log_history(trainer_history)    # one point per epoch, step = epoch
+        run.log_metrics(dev_metrics)
+        run.log_artifact(metrics_json_path)
+
+Where runs go: ``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<repo root>/mlflow.db``.
+The repo root is ``DVC_ROOT`` when DVC sets it (under ``dvc queue`` that is the main
+workspace, not the throw-away temp copy), else the nearest directory at or above the
+cwd holding ``dvc.yaml``, else the cwd. Experiment: ``PKD_MLFLOW_EXPERIMENT`` (default
+"pkd"). Local stores keep artifacts in ``<repo root>/mlartifacts``.
+
+Grouping: one ``dvc repro`` is one group, id ``PKD_RUN_GROUP`` or a short hash of
+(git HEAD, params.yaml). Each stage run is nested under a parent run ``repro-<id>``
+tagged ``pkd.role=group``. Two stages starting at the same moment may both miss the
+parent and create one each; that race is tolerated on purpose (no locking across
+processes): every run carries ``pkd.run_group``, so searching by that tag finds the
+whole group, and later stages attach to the oldest parent. Uncommitted code edits do
+not change the id; set ``PKD_RUN_GROUP`` to force a new group.
+
+Failure policy: the metrics JSON files the stages write are the source of truth;
+MLflow only gets a copy. So by default a tracking failure (unreachable server, broken
+or locked store, ...) never stops a stage: ONE warning line naming the tracking URI and
+the error goes to stderr, and every later call on that run is a no-op.
+``PKD_TRACKING_STRICT=1`` raises :class:`TrackingError` (naming the URI) instead.
+``PKD_TRACKING=off`` disables tracking; mlflow is then not even imported. An HTTP server
+that refuses connections is detected by a quick probe of ``/health``; a slow or flaky
+one is retried per MLflow's ``MLFLOW_HTTP_REQUEST_MAX_RETRIES``/``..._TIMEOUT``.
+
+Parallel writers: SQLite takes one writer at a time, so stages logging at once
+(``dvc queue start -j 2``) can hit "database is locked" and lose runs. Run a server::
+
+    mlflow server --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+    export MLFLOW_TRACKING_URI=http://127.0.0.1:5000
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+# mlflow.utils.validation.MAX_PARAM_VAL_LENGTH, copied so mlflow stays a lazy import.
+MAX_PARAM_VALUE_LENGTH = 6000
+_OFF, _ON = {"off", "0", "false", "no"}, {"1", "true", "yes", "on"}
+
+
+class TrackingError(RuntimeError):
+    """A tracking failure while ``PKD_TRACKING_STRICT=1``."""
+
+
+def find_repo_root(start: str | os.PathLike | None = None) -> Path:
+    here = Path(start or os.getcwd()).resolve()
+    return next((d for d in (here, *here.parents) if (d / "dvc.yaml").is_file()), here)
+
+
+def _store_root() -> Path:
+    return Path(os.environ.get("DVC_ROOT") or find_repo_root()).resolve()
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{_store_root() / 'mlflow.db'}"
+
+
+def git_commit(root: Path) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):  # no git binary, hung git
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def run_group_id(root: Path, commit: str) -> str:
+    if os.environ.get("PKD_RUN_GROUP"):
+        return os.environ["PKD_RUN_GROUP"]
+    params = root / "params.yaml"
+    digest = hashlib.sha1(commit.encode() + b"\0")
+    digest.update(params.read_bytes() if params.is_file() else b"")
+    return digest.hexdigest()[:12]
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}; MLflow params and metrics are flat."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        out.update(flatten(v, key + ".") if isinstance(v, Mapping) else {key: v})
+    return out
+
+
+def _numeric(d: Mapping[str, Any]) -> dict[str, float]:
+    # Metrics JSON files also hold strings (task names, ...); only numbers are metrics.
+    return {k: float(v) for k, v in flatten(d).items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _fail(uri: str, stage: str, exc: BaseException) -> None:
+    if os.environ.get("PKD_TRACKING_STRICT", "").lower() in _ON:
+        raise TrackingError(f"MLflow tracking at {uri} failed: {exc}") from exc
+    detail = " ".join(str(exc).split())[:300]  # one line, however chatty the error
+    print(f"pkd.tracking: WARNING: MLflow tracking at {uri} failed for stage {stage!r} "
+          f"({type(exc).__name__}: {detail}); continuing without tracking "
+          "(the metrics JSON files are unaffected)", file=sys.stderr, flush=True)
+
+
+class StageRun:
+    """Handle yielded by :func:`stage_run`; after a tracking failure every method is a no-op."""
+
+    def __init__(self, stage: str, uri: str = "", client: Any = None,
+                 run_id: str | None = None, parent_id: str | None = None):
+        self.stage, self.uri, self.run_id, self.parent_id = stage, uri, run_id, parent_id
+        self._client = client
+
+    @property
+    def active(self) -> bool:
+        return self._client is not None
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> None:
+        if self._client is None:
+            return
+        try:
+            getattr(self._client, method)(*args, **kwargs)
+        except Exception as exc:
+            self._client = None  # disable first: one warning per run, not one per call
+            _fail(self.uri, self.stage, exc)
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        self._log([(k, v, step or 0) for k, v in _numeric(metrics).items()])
+
+    def log_history(self, records: list[Mapping[str, Any]], step_key: str = "epoch") -> None:
+        """One point per record and numeric field, at step int(record[step_key])."""
+        rows = []
+        for i, rec in enumerate(records):
+            step = int(rec.get(step_key, i))
+            rows += [(k, v, step) for k, v in _numeric(rec).items() if k != step_key]
+        self._log(rows)
+
+    def _log(self, rows: list[tuple[str, float, int]]) -> None:
+        if not self.active or not rows:
+            return
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, v, now, s) for k, v, s in rows]
+        self._call("log_batch", self.run_id, metrics=metrics)  # client splits big batches
+
+    def log_artifact(self, path: str | os.PathLike, artifact_path: str | None = None) -> None:
+        p = Path(path)
+        if p.is_dir():  # keep the directory's name instead of spilling its files at the root
+            self._call("log_artifacts", self.run_id, str(p), artifact_path or p.name)
+        else:
+            self._call("log_artifact", self.run_id, str(p), artifact_path)
+
+    def _end(self, status: str) -> None:
+        self._call("set_terminated", self.run_id, status)
+        # Nobody knows when a group spanning processes ends; each stage moves its end time.
+        self._call("set_terminated", self.parent_id, "FINISHED")
+
+
+def _experiment_id(client: Any, uri: str) -> str:
+    from mlflow.exceptions import MlflowException
+
+    name = os.environ.get("PKD_MLFLOW_EXPERIMENT", "pkd")
+    if (exp := client.get_experiment_by_name(name)) is not None:
+        return exp.experiment_id
+    # A local store defaults to ./mlruns under the cwd, a temp dir under `dvc queue`.
+    remote = uri.startswith(("http://", "https://", "databricks"))
+    location = None if remote else (_store_root() / "mlartifacts").as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:  # another stage created it meanwhile
+        if (exp := client.get_experiment_by_name(name)) is None:
+            raise
+        return exp.experiment_id
+
+
+def _group_parent(client: Any, exp_id: str, group: str, commit: str) -> str:
+    found = client.search_runs(
+        [exp_id], f"tags.`pkd.run_group` = '{group}' and tags.`pkd.role` = 'group'",
+        order_by=["attributes.start_time ASC"], max_results=1)
+    if found:
+        return found[0].info.run_id
+    # Racy by design (see module docstring): a concurrent stage may create a second parent.
+    tags = {"pkd.role": "group", "pkd.run_group": group, "pkd.git_commit": commit}
+    return client.create_run(exp_id, run_name=f"repro-{group}", tags=tags).info.run_id
+
+
+def _start(stage: str, params: Mapping[str, Any], tags: dict[str, Any], uri: str) -> StageRun:
+    if uri.startswith(("http://", "https://")):
+        import requests
+
+        # Fail in seconds, not after MLflow's ~4 minutes of retries against a closed port.
+        with contextlib.suppress(requests.exceptions.ReadTimeout):
+            requests.get(uri.rstrip("/") + "/health", timeout=(5, 30))
+    from mlflow.entities import Param
+    from mlflow.tracking import MlflowClient
+
+    client, root = MlflowClient(tracking_uri=uri), find_repo_root()
+    exp_id, commit = _experiment_id(client, uri), git_commit(root)
+    group = run_group_id(root, commit)
+    explicit = tags.pop("dvc_stage", None)
+    dvc_stage = os.environ.get("DVC_STAGE") or explicit  # DVC's own name for the stage wins
+    run_tags = {f"pkd.{k}": str(v) for k, v in tags.items() if v is not None}
+    run_tags.update({"pkd.stage": stage, "pkd.git_commit": commit, "pkd.run_group": group})
+    if dvc_stage:
+        run_tags["pkd.dvc_stage"] = str(dvc_stage)
+    if os.environ.get("DVC_EXP_NAME"):
+        run_tags["pkd.dvc_exp"] = os.environ["DVC_EXP_NAME"]
+    parent = _group_parent(client, exp_id, group, commit)
+    run_tags["mlflow.parentRunId"] = parent
+    label = "-".join(str(tags[k]) for k in ("task", "strategy", "depth") if k in tags)
+    run = client.create_run(exp_id, run_name=f"{stage}@{label}" if label else stage,
+                            tags=run_tags)
+    handle = StageRun(stage, uri, client, run.info.run_id, parent)
+    client.log_batch(handle.run_id, params=[Param(k, str(v)[:MAX_PARAM_VALUE_LENGTH])
+                                            for k, v in flatten(params).items()])
+    return handle
+
+
+@contextlib.contextmanager
+def stage_run(stage: str, *, params: Mapping[str, Any],
+              tags: Mapping[str, Any] | None = None) -> Iterator[StageRun]:
+    """Track one stage as an MLflow run nested under its ``dvc repro`` group."""
+    if os.environ.get("PKD_TRACKING", "").lower() in _OFF:
+        yield StageRun(stage)
+        return
+    uri = tracking_uri()
+    try:
+        run = _start(stage, params, dict(tags or {}), uri)
+    except Exception as exc:
+        _fail(uri, stage, exc)
+        run = StageRun(stage, uri)
+    try:
+        yield run
+    except BaseException as exc:
+        with contextlib.suppress(TrackingError):  # never mask the stage's own error
+            run._end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    run._end("FINISHED")

@@ -1,0 +1,146 @@
+"""Running one training job (teacher or student) with Trainer.
+
+Shared by the teacher and distill stages: arguments from params, evaluation on
+dev and on a fixed train subset every epoch (the paper's overfitting figure),
+resume from the last epoch checkpoint after a crash, and an atomic final save.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from datasets import Dataset
+from transformers import DataCollatorWithPadding, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+from pkd.config import TrainParams
+from pkd.data.tasks import TaskInfo
+from pkd.distill import DistillationTrainer
+from pkd.io import atomic_dir, write_json
+from pkd.metrics import glue_metrics, logits_to_predictions
+
+# Columns a training dataset keeps; texts stay in the prepared data only.
+TRAIN_COLUMNS = ("idx", "input_ids", "token_type_ids", "attention_mask", "labels", "length")
+
+
+def training_view(dataset: Dataset) -> Dataset:
+    dataset = dataset.rename_column("label", "labels") if "label" in dataset.column_names else dataset
+    return dataset.select_columns([c for c in TRAIN_COLUMNS if c in dataset.column_names])
+
+
+def train_eval_subset(train: Dataset, size: int, seed: int) -> Dataset:
+    """A fixed random subset of train, scored each epoch for train accuracy."""
+    if len(train) <= size:
+        return train
+    return train.shuffle(seed=seed).select(range(size))
+
+
+def training_arguments(params: TrainParams, *, output_dir: Path, seed: int, learning_rate: float) -> TrainingArguments:
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=params.epochs,
+        per_device_train_batch_size=params.batch_size,
+        per_device_eval_batch_size=max(params.batch_size, 64),
+        learning_rate=learning_rate,
+        warmup_steps=params.warmup_ratio,  # a float in [0, 1) is a ratio of total steps
+        weight_decay=params.weight_decay,
+        seed=seed,
+        data_seed=seed,
+        # Shuffled, length-grouped batches with per-batch padding (the authors
+        # pad everything to 128 and never shuffle).
+        train_sampling_strategy="group_by_length",
+        length_column_name="length",
+        eval_strategy="epoch",
+        logging_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=1,
+        remove_unused_columns=False,
+        label_names=["labels"],
+        report_to="none",
+        disable_tqdm=False,
+    )
+
+
+def epoch_history(log_history: list[dict], main_metric: str) -> list[dict]:
+    """One record per epoch from Trainer's log history (kept in checkpoints, so resume-safe)."""
+    by_epoch: dict[int, dict] = {}
+    for entry in log_history:
+        if "epoch" not in entry:
+            continue
+        epoch = round(entry["epoch"])
+        record = by_epoch.setdefault(epoch, {"epoch": epoch})
+        for key, value in entry.items():
+            if key.startswith("eval_train_"):
+                record[f"train_{key.removeprefix('eval_train_')}"] = value
+            elif key.startswith("eval_dev_"):
+                record[f"dev_{key.removeprefix('eval_dev_')}"] = value
+            elif key == "loss" or key.startswith("loss_"):
+                record[key] = value
+    history = []
+    for epoch in sorted(by_epoch):
+        record = by_epoch[epoch]
+        # Common names for plots: the task's main metric on train and dev.
+        if f"train_{main_metric}" in record:
+            record["train_accuracy" if main_metric == "accuracy" else "train_score"] = record[f"train_{main_metric}"]
+        if f"dev_{main_metric}" in record:
+            record["dev_accuracy" if main_metric == "accuracy" else "dev_score"] = record[f"dev_{main_metric}"]
+        history.append({k: record[k] for k in sorted(record, key=lambda k: (k != "epoch", k))})
+    return [h for h in history if len(h) > 1]
+
+
+class _EpochLossTrainer(DistillationTrainer):
+    """Adds the epoch means of the three loss terms to each epoch's training log."""
+
+    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        if "loss" in logs:  # the epoch-end training log, not an evaluation
+            logs = {**logs, **self.pop_epoch_losses()}
+        super().log(logs, *args, **kwargs)
+
+
+def train_model(
+    model,
+    tokenizer,
+    *,
+    task: TaskInfo,
+    train: Dataset,
+    dev: Dataset,
+    params: TrainParams,
+    learning_rate: float,
+    seed: int,
+    checkpoint_dir: Path,
+    model_out: Path,
+    history_out: Path,
+    **loss_kwargs,
+) -> list[dict]:
+    """Train, resuming from `checkpoint_dir` if a previous run was killed; save atomically.
+
+    Returns the per-epoch history also written to `history_out`.
+    """
+    train = training_view(train)
+    eval_sets = {"dev": training_view(dev), "train": train_eval_subset(train, params.train_eval_samples, seed)}
+
+    def compute_metrics(prediction):
+        preds = logits_to_predictions(prediction.predictions, task.is_regression)
+        return glue_metrics(task.metric_names, preds, prediction.label_ids)
+
+    trainer = _EpochLossTrainer(
+        model=model,
+        args=training_arguments(params, output_dir=checkpoint_dir, seed=seed, learning_rate=learning_rate),
+        train_dataset=train,
+        eval_dataset=eval_sets,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        processing_class=tokenizer,
+        compute_metrics=compute_metrics,
+        is_regression=task.is_regression,
+        **loss_kwargs,
+    )
+    last = get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.is_dir() else None
+    trainer.train(resume_from_checkpoint=last)
+    history = epoch_history(trainer.state.log_history, task.main_metric)
+    if trainer.is_world_process_zero():
+        with atomic_dir(model_out) as tmp:
+            trainer.save_model(str(tmp))
+            tokenizer.save_pretrained(str(tmp))
+        write_json(history_out, history)
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    return history

@@ -1,0 +1,27 @@
+"""Stage `report`: paper-style tables and figures, rendered from the metrics files only."""
+from pkd import paths
+from pkd.cli import load_checked_params, run_stage
+from pkd.report import build_report
+from pkd.tracking import stage_run
+
+
+def main() -> None:
+    params = load_checked_params()
+    config = {
+        "preset": params.preset,
+        "teacher": params.teacher.checkpoint,
+        "data source": params.data.source,
+        "tasks": ", ".join(params.data.tasks),
+        "student depths": ", ".join(map(str, params.student.depths)),
+        "strategies": ", ".join(params.student.strategies),
+        "student init": params.student.init,
+        "seed": params.seed,
+    }
+    with stage_run("report", params=config, tags={}) as run:
+        outputs = build_report(paths.METRICS, paths.REPORTS, config)
+        for path in outputs.values():
+            run.log_artifact(path)
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,37 @@
+"""Stage `teacher`: fine-tune the N-layer teacher on one task."""
+from datasets import load_from_disk
+
+from pkd import paths
+from pkd.cli import config_hash, load_checked_params, run_stage, stage_args
+from pkd.data import get_task
+from pkd.models import build_teacher, load_tokenizer
+from pkd.tracking import stage_run
+from pkd.training import train_model
+
+
+def main() -> None:
+    args = stage_args("task")
+    params = load_checked_params()
+    task = get_task(args.task)
+    splits = load_from_disk(str(paths.prepared(task.name)))
+    teacher = params.teacher
+    with stage_run("teacher", params={"teacher": teacher.model_dump(), "seed": params.seed}, tags={"task": task.name}) as run:
+        history = train_model(
+            build_teacher(teacher.checkpoint, task),
+            load_tokenizer(teacher.checkpoint),
+            task=task,
+            train=splits["train"],
+            dev=splits[task.dev_splits[0]],
+            params=teacher,
+            learning_rate=teacher.learning_rate,
+            seed=params.seed,
+            checkpoint_dir=paths.checkpoints(f"teacher-{task.name}-{config_hash(teacher, params.seed)}"),
+            model_out=paths.teacher_model(task.name),
+            history_out=paths.history(task.name, "teacher"),
+        )
+        run.log_history(history)
+        run.log_artifact(paths.history(task.name, "teacher"))
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,44 @@
+"""Stage `timing`: parameters, latency, throughput and speed-up of each depth vs the teacher."""
+import torch
+from datasets import load_from_disk
+from transformers import DataCollatorWithPadding
+
+from pkd import paths
+from pkd.cli import load_checked_params, run_stage
+from pkd.data import get_task
+from pkd.io import write_json
+from pkd.models import load_tokenizer, resolve_checkpoint
+from pkd.teacher_cache import MODEL_INPUTS
+from pkd.timing import time_depths
+from pkd.tracking import stage_run
+
+
+def main() -> None:
+    params = load_checked_params()
+    timing = params.timing
+    if timing.threads:
+        torch.set_num_threads(timing.threads)
+    task = get_task(params.data.tasks[0])  # real dev lengths of the first task
+    dev = load_from_disk(str(paths.prepared(task.name)))[task.dev_splits[0]]
+    dev = dev.select(range(min(timing.max_examples, len(dev))))
+    features = [{k: row[k] for k in MODEL_INPUTS if k in row} for row in dev]
+    collator = DataCollatorWithPadding(load_tokenizer(params.teacher.checkpoint))
+    with stage_run("timing", params={"timing": timing.model_dump(), "depths": params.student.depths}, tags={"task": task.name}) as run:
+        record = time_depths(
+            resolve_checkpoint(params.teacher.checkpoint),
+            params.student.depths,
+            features,
+            collator,
+            task.num_labels,
+            warmup=timing.warmup,
+            repeats=timing.repeats,
+        )
+        record["task"] = task.name
+        write_json(paths.timing(), record)
+        for model in record["models"]:
+            run.log_metrics({f"{model['model']}.{k}": v for k, v in model["speedup"].items()})
+        run.log_artifact(paths.timing())
+
+
+if __name__ == "__main__":
+    run_stage(main)

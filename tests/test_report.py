@@ -1,0 +1,240 @@
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pkd.report import OUTPUTS, build_report
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+TEACHER_DEPTH = 6
+# model -> (mnli dev_matched acc, mnli dev_mismatched acc, mrpc f1, mrpc acc)
+SCORES = {
+    "teacher": (0.840, 0.850, 0.900, 0.870),
+    "ft-3": (0.750, 0.760, 0.860, 0.820),
+    "kd-3": (0.760, 0.770, 0.881, 0.840),
+    "pkd_skip-3": (0.780, 0.790, 0.885, 0.846),
+    "pkd_last-3": (0.770, 0.775, 0.883, 0.843),
+    "ft-2": (0.700, 0.710, 0.820, 0.780),
+    "kd-2": (0.710, 0.720, 0.830, 0.790),
+    "pkd_skip-2": (0.720, 0.731, 0.840, 0.800),
+    "pkd_last-2": (0.715, 0.725, 0.835, 0.795),
+}
+CONFIG = {
+    "preset": "tiny",
+    "teacher_checkpoint": "models/teacher-6L",
+    "tasks": ["mrpc", "mnli"],
+    "depths": [3, 2],
+    "data_source": "builtin",
+    "seed": 42,
+}
+
+
+def _write(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+
+
+def _eval_record(task: str, model: str, splits: dict, metric_names: list[str]) -> dict:
+    if model == "teacher":
+        role, strategy, depth = "teacher", None, TEACHER_DEPTH
+    else:
+        strategy, depth = model.rsplit("-", 1)
+        role, depth = "student", int(depth)
+    return {"task": task, "model": model, "role": role, "strategy": strategy,
+            "depth": depth, "teacher_depth": TEACHER_DEPTH, "main_metric": "accuracy",
+            "metric_names": metric_names, "splits": splits}
+
+
+def _timing_entry(model: str, depth: int, speed: float) -> dict:
+    lat, thr = 6.0 / speed, 900.0 * speed
+    return {
+        "model": model, "depth": depth, "parameters": 4_000_000 + 3_500_000 * depth,
+        "latency_b1_dev_ms": {"median": lat, "p25": lat - 0.1, "p75": lat + 0.1},
+        "throughput_b32_dev": {"median": thr, "p25": thr - 10, "p75": thr + 10},
+        "latency_b1_len128_ms": {"median": 2 * lat, "p25": 2 * lat - 0.1, "p75": 2 * lat + 0.1},
+        "throughput_b32_len128": {"median": thr / 2, "p25": thr / 2 - 5, "p75": thr / 2 + 5},
+        "speedup": {"latency_b1_dev": speed, "throughput_b32_dev": speed,
+                    "latency_b1_len128": speed, "throughput_b32_len128": speed},
+    }
+
+
+def write_fixture(root: Path) -> Path:
+    metrics = root / "metrics"
+    for model, (m, mm, f1, acc) in SCORES.items():
+        _write(metrics / "eval" / "mnli" / f"{model}.json", _eval_record(
+            "mnli", model, {"dev_matched": {"accuracy": m, "n": 900},
+                            "dev_mismatched": {"accuracy": mm, "n": 950}}, ["accuracy"]))
+        _write(metrics / "eval" / "mrpc" / f"{model}.json", _eval_record(
+            "mrpc", model, {"dev": {"f1": f1, "accuracy": acc, "n": 408}}, ["f1", "accuracy"]))
+        for task, dev in (("mnli", m), ("mrpc", acc)):
+            # KD-style curves: train keeps rising, dev flattens out
+            history = [{"epoch": e, "train_accuracy": min(0.99, dev - 0.05 + 0.06 * e),
+                        "dev_accuracy": dev - 0.03 / e, "loss": 1.0 / e}
+                       for e in (1, 2, 3, 4)]
+            if model != "teacher":
+                for rec in history:
+                    rec.update(loss_ce=0.5 / rec["epoch"], loss_ds=0.3, loss_pt=0.01)
+            _write(metrics / "train" / task / f"{model}.json", history)
+    _write(metrics / "timing.json", {
+        "device": "cpu", "threads": 2, "torch": "2.13.0", "warmup": 3, "repeats": 10,
+        "task": "mrpc",
+        "models": [_timing_entry("teacher", 6, 1.0), _timing_entry("student-3", 3, 1.9),
+                   _timing_entry("student-2", 2, 2.8)],
+    })
+    _write(metrics / "sweep_best.json", [
+        {"task": "mrpc", "strategy": "pkd_skip", "depth": 3, "dev_score": 0.846,
+         "temperature": 10, "alpha": 0.7, "beta": 100, "learning_rate": 5e-5},
+    ])
+    return metrics
+
+
+def _csv(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def _cell(table: pd.DataFrame, model: str, layers: str, column: str) -> str:
+    hit = table[(table["Model"] == model) & (table["Layers"] == layers)]
+    assert len(hit) == 1, (model, layers, table)
+    return hit.iloc[0][column]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    metrics = write_fixture(root)
+    out = root / "out"
+    return build_report(metrics, out, CONFIG), out
+
+
+def test_writes_every_output_and_nothing_else(report):
+    paths, out = report
+    assert set(paths) == set(OUTPUTS)
+    assert all(p.parent == out and p.exists() for p in paths.values())
+    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)  # no temp files left
+
+
+def test_table1_layout_and_cells(report):
+    paths, _ = report
+    t1 = _csv(paths["table1_main.csv"])
+    assert list(t1.columns) == ["Model", "Layers", "mrpc", "mnli-m", "mnli-mm", "Average"]
+    assert list(zip(t1["Model"], t1["Layers"])) == [
+        ("Teacher", "6"), ("FT", "3"), ("KD", "3"), ("PKD", "3"),
+        ("FT", "2"), ("KD", "2"), ("PKD", "2")]
+    assert _cell(t1, "KD", "3", "mrpc") == "88.1/84.0"
+    assert _cell(t1, "KD", "3", "mnli-m") == "76.0"
+    assert _cell(t1, "KD", "3", "mnli-mm") == "77.0"
+    # PKD row is PKD-Skip, not PKD-Last
+    assert _cell(t1, "PKD", "3", "mrpc") == "88.5/84.6"
+    assert _cell(t1, "Teacher", "6", "mrpc") == "90.0/87.0"
+    # Average of the main metrics (MRPC: accuracy, not F1) over the three columns
+    assert _cell(t1, "KD", "3", "Average") == "79.0"            # (76 + 77 + 84) / 3
+    assert _cell(t1, "PKD", "3", "Average") == "80.5"           # (78 + 79 + 84.6) / 3 = 80.53
+    assert _cell(t1, "Teacher", "6", "Average") == "85.3"       # (84 + 85 + 87) / 3 = 85.33
+    assert _cell(t1, "PKD", "2", "mnli-mm") == "73.1"
+
+
+def test_table2_skip_vs_last(report):
+    paths, _ = report
+    t2 = _csv(paths["table2_skip_vs_last.csv"])
+    assert list(zip(t2["Model"], t2["Layers"])) == [
+        ("PKD-Skip", "3"), ("PKD-Last", "3"), ("PKD-Skip", "2"), ("PKD-Last", "2")]
+    assert _cell(t2, "PKD-Last", "3", "mrpc") == "88.3/84.3"
+    assert _cell(t2, "PKD-Last", "3", "Average") == "79.6"     # (77 + 77.5 + 84.3) / 3 = 79.6
+    assert _cell(t2, "PKD-Skip", "2", "mnli-m") == "72.0"
+
+
+def test_table3_inference(report):
+    paths, _ = report
+    t3 = _csv(paths["table3_inference.csv"]).set_index("Model")
+    assert list(t3.index) == ["teacher", "student-3", "student-2"]
+    s3 = t3.loc["student-3"]
+    assert s3["Layers"] == "3"
+    assert s3["Parameters (M)"] == "14.5"                      # 4.0M + 3 * 3.5M
+    assert s3["Latency b1, dev lengths (ms)"] == "3.16 [3.06, 3.26]"  # 6.0 / 1.9
+    assert s3["Throughput b32, dev lengths (ex/s)"] == "1710 [1700, 1720]"
+    assert s3["Speed-up b32 (dev)"] == "1.90x"
+    assert s3["Layer ratio N/M"] == "2.00x"
+    assert t3.loc["teacher", "Speed-up b1 (dev)"] == "1.00x"
+    assert t3.loc["student-2", "Layer ratio N/M"] == "3.00x"
+
+
+def test_markdown_has_numbers_config_and_sources(report):
+    paths, _ = report
+    md = paths["report.md"].read_text()
+    assert "| KD | 3 | 88.1/84.0 | 76.0 | 77.0 | 79.0 |" in md
+    assert "| Teacher | 6 | 90.0/87.0 | 84.0 | 85.0 | 85.3 |" in md
+    assert "PKD-Skip, the paper's main method" in md
+    assert "models/teacher-6L" in md and "| seed | 42 |" in md
+    assert "`eval/mrpc/kd-3.json`" in md and "`train/mnli/pkd_skip-2.json`" in md
+    assert "`timing.json`" in md and "sweep_best.json" in md
+    for name in ("fig_metric_vs_depth.png", "fig_train_vs_dev.png",
+                 "fig_accuracy_vs_speedup.png"):
+        assert f"]({name})" in md
+
+
+def test_html_is_self_contained(report):
+    paths, _ = report
+    page = paths["report.html"].read_text()
+    assert page.count("data:image/png;base64,") == 3
+    assert 'src="fig_' not in page
+    assert "<td>88.1/84.0</td>" in page
+    assert "<table" in page
+
+
+def test_pngs_are_valid(report):
+    paths, _ = report
+    for name in OUTPUTS:
+        if name.endswith(".png"):
+            data = paths[name].read_bytes()
+            assert data.startswith(PNG_MAGIC), name
+            assert len(data) > 5000, name  # a real plot, not an empty canvas
+
+
+def test_task_order_from_comma_string_and_score_histories(tmp_path):
+    # The report stage passes tasks as one string "mrpc, mnli"; tasks whose main metric is not
+    # accuracy have train_score/dev_score histories instead of *_accuracy.
+    metrics = write_fixture(tmp_path)
+    for path in (metrics / "train" / "mrpc").glob("*.json"):
+        history = json.loads(path.read_text())
+        for rec in history:
+            rec["train_score"] = rec.pop("train_accuracy")
+            rec["dev_score"] = rec.pop("dev_accuracy")
+        path.write_text(json.dumps(history))
+    paths = build_report(metrics, tmp_path / "out", {"tasks": "mrpc, mnli"})
+    t1 = _csv(paths["table1_main.csv"])
+    assert list(t1.columns)[2:5] == ["mrpc", "mnli-m", "mnli-mm"]
+    assert paths["fig_train_vs_dev.png"].read_bytes().startswith(PNG_MAGIC)
+
+
+def test_missing_cell_blanks_the_average(tmp_path):
+    metrics = write_fixture(tmp_path)
+    (metrics / "eval" / "mnli" / "kd-2.json").unlink()
+    shutil.rmtree(metrics / "train")
+    (metrics / "timing.json").unlink()
+    paths = build_report(metrics, tmp_path / "out", {"seed": 1})
+    t1 = _csv(paths["table1_main.csv"])
+    assert list(t1.columns)[2:5] == ["mnli-m", "mnli-mm", "mrpc"]  # no order given: sorted
+    assert _cell(t1, "KD", "2", "mnli-m") == "-"
+    assert _cell(t1, "KD", "2", "mrpc") == "83.0/79.0"
+    assert _cell(t1, "KD", "2", "Average") == "-"
+    assert _csv(paths["table3_inference.csv"]).empty
+    assert "No `timing.json` was found" in paths["report.md"].read_text()
+    for name in ("fig_train_vs_dev.png", "fig_accuracy_vs_speedup.png"):
+        assert paths[name].read_bytes().startswith(PNG_MAGIC)
+
+
+def test_empty_metrics_dir_raises_naming_it(tmp_path):
+    (tmp_path / "metrics").mkdir()
+    with pytest.raises(ValueError, match=r"no evaluation metrics found.*metrics[/\\]eval"):
+        build_report(tmp_path / "metrics", tmp_path / "out", CONFIG)
+    assert not (tmp_path / "out").exists()
+
+
+def test_misplaced_eval_file_raises(tmp_path):
+    metrics = write_fixture(tmp_path)
+    # kd-3's numbers under kd-2's name: the content disagrees with the path
+    (metrics / "eval" / "mrpc" / "kd-3.json").replace(metrics / "eval" / "mrpc" / "kd-2.json")
+    with pytest.raises(ValueError, match="kd-2.json"):
+        build_report(metrics, tmp_path / "out", CONFIG)

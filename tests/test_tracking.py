@@ -1,0 +1,247 @@
+"""pkd.tracking against a local SQLite store, a real `mlflow server`, and broken stores."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from pkd import tracking
+from pkd.tracking import TrackingError, stage_run
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = ["MLFLOW_TRACKING_URI", "PKD_MLFLOW_EXPERIMENT", "PKD_RUN_GROUP", "PKD_TRACKING",
+       "PKD_TRACKING_STRICT", "DVC_STAGE", "DVC_ROOT", "DVC_EXP_NAME"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    """A tmp dir that looks like the repo root (dvc.yaml + params.yaml), as the cwd."""
+    for var in ENV:
+        monkeypatch.delenv(var, raising=False)
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    (tmp_path / "params.yaml").write_text("task: t1\n")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A real `mlflow server` (one worker, SQLite, proxied artifacts) on a free port."""
+    d = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    cmd = [str(Path(sys.executable).parent / "mlflow"), "server",
+           "--backend-store-uri", f"sqlite:///{d}/mlflow.db",
+           "--artifacts-destination", str(d / "artifacts"),
+           "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    log = open(d / "server.log", "wb")
+    # Own session so teardown can stop the server and the uvicorn worker it spawns.
+    proc = subprocess.Popen(cmd, cwd=d, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=1).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"mlflow server did not come up:\n{(d / 'server.log').read_text()}")
+                time.sleep(0.2)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+def log_two_stages(repo: Path) -> None:
+    (repo / "metrics.json").write_text('{"acc": 0.8}')
+    (repo / "plots").mkdir()
+    (repo / "plots" / "curve.csv").write_text("epoch,loss\n1,0.5\n")
+    params = {"lr": 1e-3, "model": {"layers": 2, "name": "x" * 7000}}
+    with stage_run("teacher", params=params, tags={"task": "t1"}) as run:
+        run.log_history([{"epoch": 1, "loss": 0.5, "acc": 0.6},
+                         {"epoch": 2, "loss": 0.3, "acc": 0.8}])
+        run.log_metrics({"dev": {"acc": 0.8}, "task": "t1"})
+        run.log_artifact(repo / "metrics.json")
+    tags = {"task": "t1", "strategy": "kd", "depth": 3, "dvc_stage": "distill@t1-kd-3"}
+    with stage_run("distill", params={"alpha": 0.5}, tags=tags) as run:
+        run.log_metrics({"acc": 0.7}, step=3)
+        run.log_artifact(repo / "plots")
+
+
+def check_two_stages(client: MlflowClient, experiment: str) -> None:
+    exp = client.get_experiment_by_name(experiment)
+    runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
+    parents = [r for r in runs.values() if r.data.tags.get("pkd.role") == "group"]
+    assert len(parents) == 1 and len(runs) == 3, sorted(runs)
+    parent = parents[0]
+    group = parent.data.tags["pkd.run_group"]
+    assert parent.info.run_name == f"repro-{group}" and parent.info.status == "FINISHED"
+
+    teacher, distill = runs["teacher@t1"], runs["distill@t1-kd-3"]
+    for run in (teacher, distill):
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.data.tags["pkd.run_group"] == group
+        assert run.data.tags["pkd.git_commit"] == "unknown"  # tmp dir is no git repo
+    assert teacher.data.tags["pkd.stage"] == "teacher" and teacher.data.tags["pkd.task"] == "t1"
+    assert {k: v for k, v in distill.data.tags.items() if k.startswith("pkd.")} == {
+        "pkd.stage": "distill", "pkd.dvc_stage": "distill@t1-kd-3", "pkd.task": "t1",
+        "pkd.strategy": "kd", "pkd.depth": "3", "pkd.git_commit": "unknown",
+        "pkd.run_group": group}
+
+    assert teacher.data.params["lr"] == "0.001" and teacher.data.params["model.layers"] == "2"
+    assert len(teacher.data.params["model.name"]) == tracking.MAX_PARAM_VALUE_LENGTH
+    assert distill.data.params == {"alpha": "0.5"}
+
+    tid, did = teacher.info.run_id, distill.info.run_id
+    assert [(m.step, m.value) for m in client.get_metric_history(tid, "loss")] == [(1, 0.5), (2, 0.3)]
+    assert [m.step for m in client.get_metric_history(tid, "acc")] == [1, 2]
+    assert teacher.data.metrics["dev.acc"] == 0.8 and "task" not in teacher.data.metrics
+    assert [(m.step, m.value) for m in client.get_metric_history(did, "acc")] == [(3, 0.7)]
+
+    assert [a.path for a in client.list_artifacts(tid)] == ["metrics.json"]
+    assert [a.path for a in client.list_artifacts(did, "plots")] == ["plots/curve.csv"]
+
+
+def test_tracking_uri_defaults_to_repo_root_sqlite(repo, monkeypatch):
+    (repo / "sub").mkdir()
+    monkeypatch.chdir(repo / "sub")
+    assert tracking.tracking_uri() == f"sqlite:///{repo}/mlflow.db"
+    monkeypatch.setenv("DVC_ROOT", "/elsewhere")  # `dvc queue` points this at the main repo
+    assert tracking.tracking_uri() == "sqlite:////elsewhere/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://h:1")
+    assert tracking.tracking_uri() == "http://h:1"
+
+
+def test_sqlite_default_store(repo):
+    log_two_stages(repo)
+    with pytest.raises(ValueError):  # the stage's own error passes through, run is FAILED
+        with stage_run("evaluate", params={}, tags={"task": "t1"}):
+            raise ValueError("boom")
+    client = MlflowClient(tracking_uri=f"sqlite:///{repo}/mlflow.db")
+    failed = client.search_runs([client.get_experiment_by_name("pkd").experiment_id],
+                                "tags.`pkd.stage` = 'evaluate'")
+    assert [r.info.status for r in failed] == ["FAILED"]
+    client.delete_run(failed[0].info.run_id)  # keep the two-stage check exact
+    check_two_stages(client, "pkd")
+    assert (repo / "mlartifacts").is_dir()  # artifacts next to mlflow.db, not under the cwd
+
+
+def test_tracking_server(repo, server, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
+    monkeypatch.setenv("PKD_MLFLOW_EXPERIMENT", "pkd-server")
+    log_two_stages(repo)
+    check_two_stages(MlflowClient(tracking_uri=server), "pkd-server")
+
+
+WRITER = """
+import sys
+from pkd.tracking import stage_run
+for i in range(5):
+    tags = {"task": "t1", "strategy": "w" + sys.argv[1], "depth": i}
+    with stage_run("distill", params={"worker": sys.argv[1], "i": i}, tags=tags) as run:
+        run.log_metrics({"acc": i / 10}, step=i)
+"""
+
+
+def test_concurrent_writers_against_server(repo, server):
+    env = {k: v for k, v in os.environ.items() if k not in ENV}
+    env.update(PYTHONPATH=str(REPO), MLFLOW_TRACKING_URI=server,
+               PKD_MLFLOW_EXPERIMENT="pkd-concurrent", PKD_TRACKING_STRICT="1")  # lost = error
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(w)], cwd=repo, env=env,
+                              stderr=subprocess.PIPE, text=True) for w in (1, 2)]
+    errors = [p.communicate(timeout=180)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+
+    client = MlflowClient(tracking_uri=server)
+    exp_id = client.get_experiment_by_name("pkd-concurrent").experiment_id
+    stages = client.search_runs([exp_id], "tags.`pkd.stage` = 'distill'")
+    parents = client.search_runs([exp_id], "tags.`pkd.role` = 'group'")
+    assert len(stages) == 10 and all(r.data.metrics.keys() == {"acc"} for r in stages)
+    # Both writers may have raced to create the group's parent; the group tag unites them.
+    assert 1 <= len(parents) <= 2
+    assert {r.data.tags["mlflow.parentRunId"] for r in stages} <= {p.info.run_id for p in parents}
+    assert len({r.data.tags["pkd.run_group"] for r in stages + parents}) == 1
+
+
+def warnings(capsys) -> list[str]:
+    return [line for line in capsys.readouterr().err.splitlines() if "pkd.tracking" in line]
+
+
+def test_unreachable_server_warns_once_and_goes_on(repo, monkeypatch, capsys):
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    done = []
+    with stage_run("teacher", params={"lr": 1}, tags={"task": "t1"}) as run:
+        run.log_metrics({"acc": 1.0})
+        run.log_history([{"epoch": 1, "loss": 1.0}])
+        run.log_artifact(repo / "params.yaml")
+        done.append(True)
+    assert done and not run.active
+    lines = warnings(capsys)
+    assert len(lines) == 1 and url in lines[0], lines
+
+    monkeypatch.setenv("PKD_TRACKING_STRICT", "1")
+    with pytest.raises(TrackingError, match=url):
+        with stage_run("teacher", params={}, tags={"task": "t1"}):
+            pytest.fail("the block must not run when strict tracking fails")
+
+
+def test_broken_store_warns_once(repo, capsys):
+    (repo / "mlflow.db").write_bytes(b"this is not a sqlite database" * 100)
+    with stage_run("teacher", params={"lr": 1}) as run:
+        run.log_metrics({"acc": 1.0})
+    lines = warnings(capsys)
+    assert not run.active and len(lines) == 1 and f"sqlite:///{repo}/mlflow.db" in lines[0]
+
+
+def test_failure_mid_run_turns_later_calls_into_noops(repo, monkeypatch, capsys):
+    with stage_run("teacher", params={"lr": 1}) as run:
+        calls = []
+
+        def broken(*args, **kwargs):
+            calls.append(args)
+            raise OSError("disk full")
+
+        for method in ("log_batch", "log_artifact", "set_terminated"):
+            monkeypatch.setattr(run._client, method, broken)
+        run.log_metrics({"acc": 1.0})
+        run.log_metrics({"acc": 2.0})
+        run.log_artifact(repo / "params.yaml")
+    assert len(calls) == 1 and not run.active
+    lines = warnings(capsys)
+    assert len(lines) == 1 and "disk full" in lines[0], lines
+
+
+def test_tracking_off_creates_nothing(repo, monkeypatch, capsys):
+    monkeypatch.setenv("PKD_TRACKING", "off")
+    with stage_run("teacher", params={"lr": 1}, tags={"task": "t1"}) as run:
+        run.log_metrics({"acc": 1.0})
+        run.log_artifact(repo / "params.yaml")
+    assert not run.active
+    assert sorted(p.name for p in repo.iterdir()) == ["dvc.yaml", "params.yaml"]
+    assert capsys.readouterr().err == ""
