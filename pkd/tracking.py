@@ -1,38 +1,29 @@
-"""The one place that talks to MLflow.
-
-Every stage wraps its work in :func:`stage_run`::
+"""The one place that talks to MLflow. Each stage wraps its work in :func:`stage_run`::
 
     with stage_run("distill", params=cfg, tags={"task": t, "strategy": s, "depth": d}) as run:
-        ...
-        run.log_history(trainer_history)    # one point per epoch, step = epoch
-        run.log_metrics(dev_metrics)
-        run.log_artifact(metrics_json_path)
+        run.log_history(history)  # one point per epoch; run.log_metrics(m); run.log_artifact(p)
 
-Where runs go: ``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<repo root>/mlflow.db``.
-The repo root is ``DVC_ROOT`` when DVC sets it (under ``dvc queue`` that is the main
-workspace, not the throw-away temp copy), else the nearest directory at or above the
-cwd holding ``dvc.yaml``, else the cwd. Experiment: ``PKD_MLFLOW_EXPERIMENT`` (default
-"pkd"). Local stores keep artifacts in ``<repo root>/mlartifacts``.
+Where: ``MLFLOW_TRACKING_URI``, else ``sqlite:///<repo root>/mlflow.db`` where the repo root
+is ``DVC_ROOT`` when DVC sets it (under ``dvc queue`` the main workspace, not the deleted
+temp copy), else the nearest dir at or above the cwd holding dvc.yaml, else the cwd.
+Experiment ``PKD_MLFLOW_EXPERIMENT`` (default "pkd"); local artifacts: <repo root>/mlartifacts.
 
-Grouping: one ``dvc repro`` is one group, id ``PKD_RUN_GROUP`` or a short hash of
-(git HEAD, params.yaml). Each stage run is nested under a parent run ``repro-<id>``
-tagged ``pkd.role=group``. Two stages starting at the same moment may both miss the
-parent and create one each; that race is tolerated on purpose (no locking across
-processes): every run carries ``pkd.run_group``, so searching by that tag finds the
-whole group, and later stages attach to the oldest parent. Uncommitted code edits do
-not change the id; set ``PKD_RUN_GROUP`` to force a new group.
+Grouping: one ``dvc repro`` is one group, id ``PKD_RUN_GROUP`` or a short hash of (git HEAD,
+params.yaml); uncommitted code edits keep the id. Stage runs nest under a parent run
+``repro-<id>`` tagged ``pkd.role=group``. Two stages starting at once may both miss the
+parent and each create one; tolerated on purpose (no cross-process lock): all runs carry
+``pkd.run_group``, which finds the whole group, and later stages join the oldest parent.
 
-Failure policy: the metrics JSON files the stages write are the source of truth;
-MLflow only gets a copy. So by default a tracking failure (unreachable server, broken
-or locked store, ...) never stops a stage: ONE warning line naming the tracking URI and
-the error goes to stderr, and every later call on that run is a no-op.
-``PKD_TRACKING_STRICT=1`` raises :class:`TrackingError` (naming the URI) instead.
-``PKD_TRACKING=off`` disables tracking; mlflow is then not even imported. An HTTP server
-that refuses connections is detected by a quick probe of ``/health``; a slow or flaky
-one is retried per MLflow's ``MLFLOW_HTTP_REQUEST_MAX_RETRIES``/``..._TIMEOUT``.
+Failure policy: the stages' metrics JSON files are the source of truth; MLflow gets a copy.
+So by default a tracking failure (unreachable server, broken or locked store) never stops a
+stage: ONE warning line naming the URI and the error goes to stderr, and every later call on
+that run is a no-op. ``PKD_TRACKING_STRICT=1`` raises :class:`TrackingError` naming the URI
+instead. ``PKD_TRACKING=off`` disables tracking (mlflow is not even imported). A server that
+refuses connections is caught by a quick ``/health`` probe; a slow one is retried per MLflow's
+``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` / ``MLFLOW_HTTP_REQUEST_TIMEOUT`` (default: minutes).
 
-Parallel writers: SQLite takes one writer at a time, so stages logging at once
-(``dvc queue start -j 2``) can hit "database is locked" and lose runs. Run a server::
+Parallel writers (``dvc queue start -j 2``): SQLite takes one writer at a time, so runs can be
+lost to "database is locked". Use a tracking server instead::
 
     mlflow server --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
     export MLFLOW_TRACKING_URI=http://127.0.0.1:5000
@@ -59,8 +50,8 @@ class TrackingError(RuntimeError):
     """A tracking failure while ``PKD_TRACKING_STRICT=1``."""
 
 
-def find_repo_root(start: str | os.PathLike | None = None) -> Path:
-    here = Path(start or os.getcwd()).resolve()
+def find_repo_root() -> Path:
+    here = Path.cwd().resolve()
     return next((d for d in (here, *here.parents) if (d / "dvc.yaml").is_file()), here)
 
 
@@ -209,9 +200,10 @@ def _start(stage: str, params: Mapping[str, Any], tags: dict[str, Any], uri: str
     client, root = MlflowClient(tracking_uri=uri), find_repo_root()
     exp_id, commit = _experiment_id(client, uri), git_commit(root)
     group = run_group_id(root, commit)
+    tags = {k: v for k, v in tags.items() if v is not None}
     explicit = tags.pop("dvc_stage", None)
     dvc_stage = os.environ.get("DVC_STAGE") or explicit  # DVC's own name for the stage wins
-    run_tags = {f"pkd.{k}": str(v) for k, v in tags.items() if v is not None}
+    run_tags = {f"pkd.{k}": str(v) for k, v in tags.items()}
     run_tags.update({"pkd.stage": stage, "pkd.git_commit": commit, "pkd.run_group": group})
     if dvc_stage:
         run_tags["pkd.dvc_stage"] = str(dvc_stage)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import torch
 from datasets import Dataset
 from transformers import DataCollatorWithPadding, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
@@ -57,7 +58,7 @@ def training_arguments(params: TrainParams, *, output_dir: Path, seed: int, lear
         remove_unused_columns=False,
         label_names=["labels"],
         report_to="none",
-        disable_tqdm=False,
+        dataloader_pin_memory=torch.cuda.is_available(),
     )
 
 

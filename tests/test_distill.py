@@ -1,0 +1,102 @@
+"""Teacher -> cache -> FT / KD / PKD-Skip / PKD-Last students on a tiny random BERT."""
+import pytest
+import torch
+from transformers import DataCollatorWithPadding
+
+from pkd.config import TrainParams
+from pkd.data import get_task
+from pkd.io import read_json
+from pkd.layers import layer_map
+from pkd.models import build_student, build_teacher, load_tokenizer
+from pkd.teacher_cache import dataset_fingerprint, load_cache, teacher_hash, teacher_outputs, write_cache
+from pkd.training import train_model
+
+TASK = get_task("builtin_sentiment")
+PARAMS = TrainParams(epochs=2, batch_size=16, learning_rate=1e-3, train_eval_samples=32)
+STRATEGIES = {
+    "ft": dict(alpha=0.0, beta=0.0, temperature=1.0),
+    "kd": dict(alpha=0.7, beta=0.0, temperature=10.0),
+    "pkd_skip": dict(alpha=0.7, beta=100.0, temperature=10.0),
+    "pkd_last": dict(alpha=0.7, beta=100.0, temperature=10.0),
+}
+
+
+@pytest.fixture(scope="module")
+def trained_teacher(tiny_bert, tiny_splits, tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    tokenizer = load_tokenizer(str(tiny_bert))
+    history = train_model(
+        build_teacher(str(tiny_bert), TASK), tokenizer, task=TASK, train=tiny_splits["train"],
+        dev=tiny_splits["dev"], params=PARAMS, learning_rate=1e-3, seed=0,
+        checkpoint_dir=root / "ckpt-teacher", model_out=root / "teacher", history_out=root / "teacher.json",
+    )
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(root / "teacher")
+    outputs = teacher_outputs(model, tiny_splits["train"], DataCollatorWithPadding(tokenizer))
+    manifest = {
+        "teacher_sha256": teacher_hash(root / "teacher"),
+        "data_fingerprint": {"train": dataset_fingerprint(tiny_splits["train"])},
+    }
+    write_cache(root / "cache", {"train": outputs}, manifest, "float32")
+    return root, history
+
+
+def test_teacher_history_has_train_and_dev_accuracy_per_epoch(trained_teacher):
+    root, history = trained_teacher
+    assert [h["epoch"] for h in history] == [1, 2]
+    for record in history:
+        assert 0 <= record["train_accuracy"] <= 1 and 0 <= record["dev_accuracy"] <= 1
+    assert read_json(root / "teacher.json") == history
+    assert (root / "teacher" / "config.json").exists()
+    assert not (root / "ckpt-teacher").exists()  # checkpoints are removed after the final save
+
+
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
+def test_each_strategy_trains_with_its_loss_terms(strategy, trained_teacher, tiny_bert, tiny_splits):
+    root, _ = trained_teacher
+    weights = STRATEGIES[strategy]
+    cache = None
+    if weights["alpha"] > 0:
+        cache = load_cache(root / "cache", "train", dataset=tiny_splits["train"], teacher_dir=root / "teacher")
+    layers = layer_map(strategy.removeprefix("pkd_"), 4, 2) if weights["beta"] > 0 else None
+    seen = []
+    if cache is not None:  # record every lookup: each example must get its own teacher row
+        original = cache.rows
+
+        def recording_rows(idx, layers=None):
+            logits, cls = original(idx, layers)
+            seen.append((idx.clone(), logits.clone()))
+            return logits, cls
+
+        cache.rows = recording_rows
+    history = train_model(
+        build_student(str(tiny_bert), 2, TASK), load_tokenizer(str(tiny_bert)), task=TASK,
+        train=tiny_splits["train"], dev=tiny_splits["dev"], params=PARAMS, learning_rate=1e-3, seed=0,
+        checkpoint_dir=root / f"ckpt-{strategy}", model_out=root / strategy, history_out=root / f"{strategy}.json",
+        cache=cache, teacher_layers=layers, **weights,
+    )
+    assert len(history) == 2
+    last = history[-1]
+    assert last["loss_ce"] > 0
+    assert (last["loss_ds"] > 0) == (weights["alpha"] > 0)
+    assert (last["loss_pt"] > 0) == (weights["beta"] > 0)
+    if cache is not None:
+        full = load_cache(root / "cache", "train", dataset=tiny_splits["train"], teacher_dir=root / "teacher")
+        by_idx = {int(i): full.logits[k] for k, i in enumerate(full.idx)}
+        batches = [idx.tolist() for idx, _ in seen]
+        assert sorted(i for b in batches[: len(batches) // 2] for i in b) == sorted(tiny_splits["train"]["idx"])
+        assert batches[0] != sorted(batches[0]) or batches[0] != batches[len(batches) // 2]  # shuffled
+        for idx, logits in seen:
+            for i, row in zip(idx.tolist(), logits):
+                assert torch.equal(row, by_idx[i])
+
+
+def test_distillation_trainer_refuses_alpha_without_cache(tiny_bert, tiny_splits, tmp_path):
+    with pytest.raises(ValueError, match="needs a teacher cache"):
+        train_model(
+            build_student(str(tiny_bert), 2, TASK), load_tokenizer(str(tiny_bert)), task=TASK,
+            train=tiny_splits["train"], dev=tiny_splits["dev"], params=PARAMS, learning_rate=1e-3, seed=0,
+            checkpoint_dir=tmp_path / "c", model_out=tmp_path / "m", history_out=tmp_path / "h.json",
+            alpha=0.5, temperature=5.0,
+        )
