@@ -13,12 +13,18 @@ import os
 import sys
 from collections.abc import Callable
 
+import datasets
+
 from pkd.config import ConfigError, Params, check_depths, load_params
 from pkd.data.errors import DataFormatError
 from pkd.teacher_cache import StaleCacheError
 
 PARAMS_FILE = os.environ.get("PKD_PARAMS", "params.yaml")
 USER_ERRORS = (ConfigError, DataFormatError, StaleCacheError, FileNotFoundError)
+
+# datasets would otherwise write cache files (sort/shuffle indices) into the
+# prepared data directories, which are DVC outputs: DVC would see them modified.
+datasets.disable_caching()
 
 
 def load_checked_params() -> Params:

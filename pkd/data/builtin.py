@@ -208,7 +208,8 @@ _THING_ADJS = {
     "revised": (("revised", "updated", "amended"), "original"),
     "original": (("original", "initial"), "revised"),
     "large": (("large", "big"), "small"), "small": (("small", "modest"), "large"),
-    "expensive": (("expensive", "costly"), "cheap"), "cheap": (("cheap", "inexpensive"), "expensive"),
+    "expensive": (("expensive", "costly"), "cheap"),
+    "cheap": (("cheap", "inexpensive"), "expensive"),
 }
 _VERBS = {  # concept: ((base, past, participle) synonyms, antonym concept, object kinds)
     "praise": ((("praise", "praised", "praised"), ("commend", "commended", "commended"),
@@ -395,8 +396,10 @@ def generate_builtin(task: str | TaskInfo, seed: int = 0, train_size: int = 3000
         raise ValueError(f"task {info.name!r} is not built in; allowed: "
                          f"{', '.join(BUILTIN_TASKS)}")
     for name, size in (("train_size", train_size), ("dev_size", dev_size)):
-        if not isinstance(size, int) or size < 0:
+        # bool is an int but never a size; numpy ints from configs are fine.
+        if isinstance(size, bool) or not hasattr(size, "__index__") or size < 0:
             raise ValueError(f"{name} must be a non-negative int, got {size!r}")
+    train_size, dev_size = int(train_size), int(dev_size)
     rng = random.Random(seed)
     seen: set = set()  # shared, so dev never repeats a train (text_a, text_b) pair
     train = _generate_split(rng, info, train_size, seen)

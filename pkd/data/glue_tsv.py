@@ -74,7 +74,8 @@ def split_path(glue_dir: str | Path, task: str | TaskInfo, split: str) -> Path:
     if info.source_kind != "glue":
         raise ValueError(f"task {info.name!r} is not a GLUE task; it has no GLUE files")
     if split not in info.splits:
-        raise ValueError(f"task {info.name!r} has no split {split!r}; allowed: {', '.join(info.splits)}")
+        raise ValueError(
+            f"task {info.name!r} has no split {split!r}; allowed: {', '.join(info.splits)}")
     return Path(glue_dir) / info.glue_dir_name / f"{split}.tsv"
 
 

@@ -1,0 +1,103 @@
+import dataclasses
+
+import pytest
+
+from pkd.data import BUILTIN_TASKS, GLUE_TASKS, TASKS, TaskInfo, get_task, load_task
+
+
+def test_registry_lists_every_task_once():
+    assert set(GLUE_TASKS) == {"cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte"}
+    assert set(BUILTIN_TASKS) == {"builtin_sentiment", "builtin_pair"}
+    assert set(TASKS) == set(GLUE_TASKS) | set(BUILTIN_TASKS)
+    for name, info in TASKS.items():
+        assert info.name == name
+        assert info.main_metric in info.metric_names
+
+
+def test_get_task_unknown_names_allowed_values():
+    with pytest.raises(ValueError, match=r"unknown task 'x'; allowed: .*sst2.*builtin_pair"):
+        get_task("x")
+    assert get_task("sst2") is TASKS["sst2"]
+    assert get_task(TASKS["rte"]) is TASKS["rte"]
+
+
+def test_task_info_is_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        TASKS["sst2"].num_labels = 3
+
+
+@pytest.mark.parametrize(
+    "name, metrics, main",
+    [
+        ("cola", ("matthews_corrcoef",), "matthews_corrcoef"),
+        ("sst2", ("accuracy",), "accuracy"),
+        ("mrpc", ("f1", "accuracy"), "accuracy"),
+        ("qqp", ("f1", "accuracy"), "accuracy"),
+        ("stsb", ("pearson", "spearmanr"), "pearson"),
+        ("mnli", ("accuracy",), "accuracy"),
+        ("builtin_pair", ("accuracy",), "accuracy"),
+    ],
+)
+def test_metrics(name, metrics, main):
+    info = get_task(name)
+    assert info.metric_names == metrics
+    assert info.main_metric == main
+
+
+def test_label_orders_follow_hf_glue():
+    assert TASKS["mnli"].label_names == ("entailment", "neutral", "contradiction")
+    assert TASKS["qnli"].label_names == ("entailment", "not_entailment")
+    assert TASKS["rte"].label_names == ("entailment", "not_entailment")
+    assert TASKS["sst2"].label_names == ("negative", "positive")
+    assert TASKS["mrpc"].label_names == ("not_equivalent", "equivalent")
+    assert TASKS["builtin_sentiment"].label_names == ("negative", "positive")
+    assert TASKS["builtin_pair"].label_names == ("not_equivalent", "equivalent")
+
+
+def test_regression_and_splits():
+    stsb = TASKS["stsb"]
+    assert stsb.is_regression and stsb.num_labels == 1 and stsb.label_names == ()
+    mnli = TASKS["mnli"]
+    assert mnli.dev_splits == ("dev_matched", "dev_mismatched")
+    assert mnli.test_splits == ("test_matched", "test_mismatched")
+    assert mnli.num_labels == 3 and mnli.has_pair
+    assert not TASKS["sst2"].has_pair and not TASKS["cola"].has_pair
+    for name in BUILTIN_TASKS:
+        info = TASKS[name]
+        assert info.source_kind == "builtin" and info.test_splits == ()
+        assert info.glue_dir_name is None and info.hub_config is None
+
+
+def test_glue_names():
+    dirs = {n: TASKS[n].glue_dir_name for n in GLUE_TASKS}
+    assert dirs == {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B",
+                    "qqp": "QQP", "mnli": "MNLI", "qnli": "QNLI", "rte": "RTE"}
+    assert all(TASKS[n].hub_config == n and TASKS[n].source_kind == "glue" for n in GLUE_TASKS)
+    assert isinstance(TASKS["sst2"], TaskInfo)
+
+
+@pytest.mark.parametrize("source", ["glue_dir", "hub"])
+def test_builtin_task_refuses_other_sources(source, tmp_path):
+    with pytest.raises(ValueError, match="use source 'builtin'"):
+        load_task("builtin_sentiment", source, glue_dir=tmp_path)
+
+
+def test_glue_task_refuses_builtin_source():
+    with pytest.raises(ValueError, match="GLUE task"):
+        load_task("sst2", "builtin")
+
+
+def test_unknown_source_and_missing_glue_dir():
+    with pytest.raises(ValueError, match="unknown source 'web'"):
+        load_task("sst2", "web")
+    with pytest.raises(ValueError, match="glue_dir"):
+        load_task("sst2", "glue_dir")
+
+
+def test_load_task_builtin_schema():
+    dd = load_task("builtin_sentiment", "builtin", builtin_train_size=20, builtin_dev_size=10)
+    assert list(dd) == ["train", "dev"]
+    feats = dd["train"].features
+    assert list(feats) == ["idx", "text_a", "text_b", "label"]
+    assert feats["label"].dtype == "int64" and feats["text_b"].dtype == "string"
+    assert dd["train"]["text_b"][:] == [None] * 20

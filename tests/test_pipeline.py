@@ -1,0 +1,117 @@
+"""End-to-end `dvc repro` of a tiny configuration in a temporary copy of the repository."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, save_tiny_bert
+
+pytestmark = pytest.mark.slow
+COPIED = ["dvc.yaml", "params.yaml", "stages", "pkd", ".dvcignore"]
+TASK = "builtin_pair"
+
+
+def run(cmd, cwd, env=None):
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{cmd} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout + proc.stderr
+
+
+def tiny_params(checkpoint: Path) -> dict:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"].update(tasks=[TASK], builtin_train_size=64, builtin_dev_size=32, max_seq_length=48)
+    params["teacher"].update(checkpoint=str(checkpoint), epochs=1, batch_size=16, train_eval_samples=16)
+    params["student"].update(depths=[2], epochs=1, batch_size=16, train_eval_samples=16)
+    params["timing"].update(warmup=0, repeats=1, max_examples=16)
+    return params
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("repo")
+    for name in COPIED:
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, root / name)
+    for junk in root.rglob("__pycache__"):
+        shutil.rmtree(junk)
+    checkpoint = save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(checkpoint), sort_keys=False))
+    (root / ".gitignore").write_text("mlflow.db\nruns/\n")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    run(["git", "init", "-q"], root)
+    run(["dvc", "init", "-q"], root)
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-qm", "tiny"], root)
+    log = run(["dvc", "repro"], root, env)
+    return root, env, log
+
+
+def ran_stages(log: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", log))
+
+
+def test_repro_produces_every_output(repo):
+    root, _, log = repo
+    strategies = ["ft", "kd", "pkd_skip", "pkd_last"]
+    assert ran_stages(log) == {
+        f"prepare@{TASK}", f"teacher@{TASK}", f"teacher_cache@{TASK}", f"evaluate@{TASK}", "timing", "report",
+        *(f"distill@{TASK}-{s}-2" for s in strategies),
+    }
+    for name in ["report.md", "report.html", "table1_main.csv", "table2_skip_vs_last.csv", "table3_inference.csv",
+                 "fig_metric_vs_depth.png", "fig_train_vs_dev.png", "fig_accuracy_vs_speedup.png"]:
+        assert (root / "reports" / name).stat().st_size > 0
+    assert (root / "cache/teacher" / TASK / "manifest.json").exists()
+    assert (root / "metrics/eval" / TASK / "pkd_skip-2.json").exists()
+    assert not list((root / "runs").glob("checkpoints/*")), "checkpoints are removed after success"
+
+
+def test_unchanged_tree_reproduces_nothing(repo):
+    root, env, _ = repo
+    log = run(["dvc", "repro"], root, env)
+    assert ran_stages(log) == set()
+    assert "Data and pipelines are up to date" in log or "didn't change" in log
+    metrics = run(["dvc", "metrics", "show", "--json"], root, env)
+    assert "pkd_last-2.json" in metrics and "timing.json" in metrics
+
+
+def test_mlflow_has_a_run_per_stage_with_tags(repo):
+    from mlflow.tracking import MlflowClient
+
+    root, _, _ = repo
+    client = MlflowClient(tracking_uri=f"sqlite:///{root}/mlflow.db")
+    experiment = client.get_experiment_by_name("pkd")
+    runs = client.search_runs([experiment.experiment_id], max_results=500)
+    stages = [r.data.tags.get("pkd.stage") for r in runs]
+    for stage in ["prepare", "teacher", "teacher_cache", "distill", "evaluate", "timing", "report"]:
+        assert stage in stages
+    distill = [r for r in runs if r.data.tags.get("pkd.stage") == "distill"]
+    assert {r.data.tags["pkd.strategy"] for r in distill} == {"ft", "kd", "pkd_skip", "pkd_last"}
+    assert {r.data.tags["pkd.depth"] for r in distill} == {"2"}
+    groups = {r.data.tags.get("pkd.run_group") for r in runs}
+    assert len(groups) == 1 and None not in groups  # one repro, one group
+
+
+def test_changing_one_strategy_reruns_only_its_students(repo):
+    root, env, _ = repo
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["strategies"]["kd"]["alpha"] = 0.5
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    log = run(["dvc", "repro"], root, env)
+    assert ran_stages(log) == {f"distill@{TASK}-kd-2", f"evaluate@{TASK}", "report"}
+
+
+def test_bad_params_stop_repro_with_the_key_named(repo):
+    root, env, _ = repo
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["strategies"]["pkd_skip"]["alpha"] = 1.5
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = subprocess.run(["dvc", "repro"], cwd=root, env=env, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "strategies.pkd_skip.alpha" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
