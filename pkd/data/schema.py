@@ -50,12 +50,13 @@ def conform(dd: DatasetDict, info: TaskInfo) -> DatasetDict:
             raise ValueError(f"split {split!r} lacks columns {sorted(missing)}")
         if "text_b" not in ds.column_names:
             ds = ds.add_column("text_b", [None] * len(ds), feature=Value("string"))
-        if "idx" in ds.column_names:
-            ds = ds.remove_columns("idx")
-        ds = ds.add_column("idx", list(range(len(ds))), feature=Value("int64"))
-        extra = [c for c in ds.column_names if c not in COLUMNS]
-        if extra:
-            ds = ds.remove_columns(extra)
-        ds = ds.select_columns(list(COLUMNS)).cast(features)
+        if "idx" not in ds.column_names or ds.data.column("idx").to_pylist() != list(
+                range(len(ds))):
+            if "idx" in ds.column_names:
+                ds = ds.remove_columns("idx")
+            ds = ds.add_column("idx", list(range(len(ds))), feature=Value("int64"))
+        ds = ds.select_columns(list(COLUMNS))
+        if ds.features != features:  # skip a no-op cast (and its progress bar)
+            ds = ds.cast(features)
         out[split] = ds
     return DatasetDict(out)

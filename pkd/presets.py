@@ -1,0 +1,73 @@
+"""`pkd-preset NAME`: overlay presets/NAME.yaml onto params.yaml, keeping its comments.
+
+The result stays one plain params.yaml, so `dvc params diff` shows exactly the
+keys a preset changes, and it is validated before it is written.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+from pathlib import Path
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedSeq
+
+from pkd.config import ConfigError, parse_params
+
+PRESETS_DIR = Path("presets")
+
+
+def overlay(base, changes) -> None:
+    """Recursively set `changes` into `base` (a ruamel mapping), in place, keeping flow style."""
+    for key, value in changes.items():
+        old = base.get(key)
+        if isinstance(value, dict) and isinstance(old, dict):
+            overlay(old, value)
+            continue
+        if isinstance(value, list) and isinstance(old, CommentedSeq) and old.fa.flow_style():
+            value = CommentedSeq(value)
+            value.fa.set_flow_style()
+        base[key] = value
+
+
+def _yaml() -> YAML:
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.width = 120
+    # Keep `null` spelled out, as in the hand-written file.
+    yaml.representer.add_representer(type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null"))
+    return yaml
+
+
+def apply_preset(name: str, params_path: Path = Path("params.yaml"), presets_dir: Path = PRESETS_DIR) -> str:
+    preset_path = presets_dir / f"{name}.yaml"
+    if not preset_path.is_file():
+        available = ", ".join(sorted(p.stem for p in presets_dir.glob("*.yaml"))) or "none"
+        raise ConfigError(f"{preset_path}: no such preset; available: {available}")
+    yaml = _yaml()
+    params = yaml.load(params_path.read_text())
+    overlay(params, YAML(typ="safe").load(preset_path.read_text()))
+    buffer = io.StringIO()
+    yaml.dump(params, buffer)
+    text = buffer.getvalue()
+    parse_params(YAML(typ="safe").load(text))  # never write an invalid params.yaml
+    params_path.write_text(text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name", help="preset name: a file presets/<name>.yaml")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    args = parser.parse_args(argv)
+    try:
+        apply_preset(args.name, args.params)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    print(f"applied preset '{args.name}' to {args.params}; see `dvc params diff`")
+
+
+if __name__ == "__main__":
+    main()

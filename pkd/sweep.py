@@ -1,0 +1,109 @@
+"""`pkd-sweep-table`: best-on-dev hyper-parameters per (task, strategy, depth) over DVC experiments.
+
+The paper selects T, alpha, beta and the learning rate on dev (PKD.md, "Grid").
+Queue the grid with `dvc exp run --queue -S ...` (README, "Sweeps"), run it with
+`dvc queue start`, then this command reads `dvc exp show --json`, picks each
+student's best experiment by its dev main metric, prints a Markdown table and
+writes metrics/sweep_best.json, which the report includes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from pkd.io import write_json
+
+EVAL_FILE = re.compile(r"metrics/eval/(?P<task>[^/]+)/(?P<strategy>ft|kd|pkd_skip|pkd_last)-(?P<depth>\d+)\.json$")
+OUTPUT = Path("metrics/sweep_best.json")
+
+
+def collect_experiments(exp_show: list) -> list[dict]:
+    """Flatten `dvc exp show --json` into [{name, rev, params, metrics}] for every revision found."""
+    found = []
+
+    def visit(node):
+        if isinstance(node, dict):
+            data = node.get("data")
+            if isinstance(data, dict) and "params" in data and "metrics" in data:
+                params = (data.get("params") or {}).get("params.yaml", {}).get("data", {})
+                metrics = {path: m.get("data", {}) for path, m in (data.get("metrics") or {}).items()}
+                found.append({"name": node.get("name") or data.get("rev"), "rev": data.get("rev"), "params": params, "metrics": metrics})
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(exp_show)
+    return found
+
+
+def candidate_rows(experiments: list[dict]) -> pd.DataFrame:
+    rows = []
+    for exp in experiments:
+        params = exp["params"]
+        for path, record in exp["metrics"].items():
+            match = EVAL_FILE.search(path)
+            if not match or not record.get("splits"):
+                continue
+            strategy = match["strategy"]
+            dev_split = next(s for s in record["splits"] if s.startswith("dev"))  # MNLI: dev_matched
+            knobs = params.get("strategies", {}).get(strategy, {})
+            rows.append({
+                "task": match["task"],
+                "strategy": strategy,
+                "depth": int(match["depth"]),
+                "dev_score": record["splits"][dev_split][record["main_metric"]],
+                "metric": f"{dev_split} {record['main_metric']}",
+                "temperature": knobs.get("temperature"),
+                "alpha": knobs.get("alpha"),
+                "beta": knobs.get("beta"),
+                "learning_rate": knobs.get("learning_rate") or params.get("student", {}).get("learning_rate"),
+                "experiment": exp["name"],
+            })
+    return pd.DataFrame(rows)
+
+
+def best_on_dev(experiments: list[dict]) -> pd.DataFrame:
+    """One row per (task, strategy, depth): the experiment with the highest dev main metric."""
+    rows = candidate_rows(experiments)
+    if rows.empty:
+        raise ValueError("no experiment has student evaluation metrics (metrics/eval/<task>/<strategy>-<depth>.json)")
+    # The same result appears under a baseline and its experiments; keep one copy.
+    rows = rows.drop_duplicates(subset=["task", "strategy", "depth", "dev_score", "temperature", "alpha", "beta", "learning_rate"])
+    best = rows.sort_values("dev_score", ascending=False, kind="stable").groupby(["task", "strategy", "depth"], sort=True).head(1)
+    counts = rows.groupby(["task", "strategy", "depth"]).size().rename("candidates")
+    return best.join(counts, on=["task", "strategy", "depth"]).sort_values(["task", "depth", "strategy"]).reset_index(drop=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--exp-show-json", type=Path, help="read this file instead of running `dvc exp show --json`")
+    parser.add_argument("--output", type=Path, default=OUTPUT)
+    args = parser.parse_args(argv)
+    if args.exp_show_json:
+        exp_show = json.loads(args.exp_show_json.read_text())
+    else:
+        proc = subprocess.run(["dvc", "exp", "show", "--json", "--all-commits"], capture_output=True, text=True)
+        if proc.returncode != 0:
+            print(f"error: dvc exp show failed: {proc.stderr.strip()}", file=sys.stderr)
+            sys.exit(2)
+        exp_show = json.loads(proc.stdout)
+    try:
+        table = best_on_dev(collect_experiments(exp_show))
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    write_json(args.output, table.to_dict(orient="records"))
+    print(table.to_markdown(index=False, floatfmt=".4g"))
+    print(f"\nwritten to {args.output}")
+
+
+if __name__ == "__main__":
+    main()

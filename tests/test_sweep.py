@@ -1,0 +1,78 @@
+import json
+
+from pkd.sweep import best_on_dev, collect_experiments, main
+
+
+def eval_record(score, task="builtin_pair", split="dev"):
+    return {"data": {"main_metric": "accuracy", "splits": {split: {"accuracy": score, "n": 100}}, "task": task}}
+
+
+def revision(rev, name, kd_alpha, skip_beta, scores):
+    return {
+        "rev": rev,
+        "name": name,
+        "data": {
+            "rev": rev,
+            "params": {"params.yaml": {"data": {
+                "student": {"learning_rate": 5e-5},
+                "strategies": {
+                    "kd": {"alpha": kd_alpha, "beta": 0.0, "temperature": 10.0, "learning_rate": None},
+                    "pkd_skip": {"alpha": 0.7, "beta": skip_beta, "temperature": 5.0, "learning_rate": 2e-5},
+                },
+            }}},
+            "metrics": {
+                "metrics/eval/builtin_pair/kd-3.json": eval_record(scores[0]),
+                "metrics/eval/builtin_pair/pkd_skip-3.json": eval_record(scores[1]),
+                "metrics/eval/builtin_pair/teacher.json": eval_record(0.99),
+                "metrics/timing.json": {"data": {"models": []}},
+            },
+        },
+    }
+
+
+# The shape of `dvc exp show --json`: baselines with their experiments nested.
+EXP_SHOW = [
+    {
+        **revision("workspace", None, 0.7, 100.0, (0.80, 0.82)),
+        "experiments": None,
+    },
+    {
+        **revision("abc123", "main", 0.7, 100.0, (0.80, 0.82)),
+        "experiments": [
+            {"name": "exp-a", "revs": [revision("e1", "exp-a", 0.2, 10.0, (0.85, 0.81))]},
+            {"name": "exp-b", "revs": [revision("e2", "exp-b", 0.5, 500.0, (0.83, 0.86))]},
+        ],
+    },
+]
+
+
+def test_collects_every_revision():
+    names = [e["name"] for e in collect_experiments(EXP_SHOW)]
+    assert names == ["workspace", "main", "exp-a", "exp-b"]
+
+
+def test_best_on_dev_picks_the_winning_hyper_parameters():
+    table = best_on_dev(collect_experiments(EXP_SHOW)).set_index("strategy")
+    assert table.loc["kd", "dev_score"] == 0.85 and table.loc["kd", "alpha"] == 0.2
+    assert table.loc["kd", "learning_rate"] == 5e-5  # falls back to student.learning_rate
+    assert table.loc["pkd_skip", "dev_score"] == 0.86 and table.loc["pkd_skip", "beta"] == 500.0
+    assert table.loc["pkd_skip", "experiment"] == "exp-b" and table.loc["pkd_skip", "learning_rate"] == 2e-5
+    assert table.loc["kd", "candidates"] == 3  # workspace and main are one result
+    assert "teacher" not in table.index
+
+
+def test_mnli_uses_dev_matched(tmp_path):
+    exp = revision("r", "x", 0.7, 10.0, (0.5, 0.5))
+    exp["data"]["metrics"] = {"metrics/eval/mnli/kd-6.json": eval_record(0.81, "mnli", "dev_matched")}
+    table = best_on_dev(collect_experiments([exp]))
+    assert table.loc[0, "metric"] == "dev_matched accuracy" and table.loc[0, "dev_score"] == 0.81
+
+
+def test_command_writes_json_and_prints_markdown(tmp_path, capsys):
+    source = tmp_path / "exp.json"
+    source.write_text(json.dumps(EXP_SHOW))
+    main(["--exp-show-json", str(source), "--output", str(tmp_path / "best.json")])
+    out = capsys.readouterr().out
+    assert "| builtin_pair" in out and "exp-b" in out
+    rows = json.loads((tmp_path / "best.json").read_text())
+    assert {(r["strategy"], r["dev_score"]) for r in rows} == {("kd", 0.85), ("pkd_skip", 0.86)}
