@@ -10,7 +10,13 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    set_seed,
+)
 from transformers.utils import logging as hf_logging
 
 from pkd.config import ConfigError
@@ -68,8 +74,13 @@ def _quiet_from_pretrained(path: str, **kwargs) -> PreTrainedModel:
         hf_logging.set_verbosity(level)
 
 
-def build_teacher(checkpoint: str, task: TaskInfo) -> PreTrainedModel:
-    """The pre-trained N-layer checkpoint with a fresh classifier, to fine-tune."""
+def build_teacher(checkpoint: str, task: TaskInfo, seed: int | None = None) -> PreTrainedModel:
+    """The pre-trained N-layer checkpoint with a fresh classifier, to fine-tune.
+
+    `seed` seeds the fresh classifier's initialisation (reproducible runs).
+    """
+    if seed is not None:
+        set_seed(seed)
     return _quiet_from_pretrained(resolve_checkpoint(checkpoint), **_classifier_kwargs(task))
 
 
@@ -79,6 +90,7 @@ def build_student(
     task: TaskInfo,
     init: str = "pretrained",
     finetuned_teacher: str | Path | None = None,
+    seed: int | None = None,
 ) -> PreTrainedModel:
     """An M-layer student: embeddings + encoder layers 1..M of a checkpoint.
 
@@ -94,4 +106,6 @@ def build_student(
         source = str(finetuned_teacher)
     else:
         raise ValueError(f"unknown student init '{init}'; allowed: pretrained, finetuned")
+    if seed is not None:
+        set_seed(seed)
     return _quiet_from_pretrained(source, num_hidden_layers=depth, **_classifier_kwargs(task))

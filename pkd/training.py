@@ -6,13 +6,14 @@ resume from the last epoch checkpoint after a crash, and an atomic final save.
 """
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import torch
 from datasets import Dataset
 from transformers import DataCollatorWithPadding, TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from pkd.config import TrainParams
 from pkd.data.tasks import TaskInfo
@@ -62,6 +63,26 @@ def training_arguments(params: TrainParams, *, output_dir: Path, seed: int, lear
     )
 
 
+def last_complete_checkpoint(checkpoint_dir: Path) -> str | None:
+    """The newest checkpoint whose trainer_state.json (written last by Trainer) is intact.
+
+    A process killed while saving leaves a checkpoint without it, or with a
+    truncated one; that checkpoint is skipped, and the previous one is used.
+    """
+    if not checkpoint_dir.is_dir():
+        return None
+    candidates = sorted(
+        checkpoint_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*"), key=lambda p: int(p.name.rsplit("-", 1)[-1]), reverse=True
+    )
+    for candidate in candidates:
+        try:
+            json.loads((candidate / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            continue
+        return str(candidate)
+    return None
+
+
 def epoch_history(log_history: list[dict], main_metric: str) -> list[dict]:
     """One record per epoch from Trainer's log history (kept in checkpoints, so resume-safe)."""
     by_epoch: dict[int, dict] = {}
@@ -71,6 +92,8 @@ def epoch_history(log_history: list[dict], main_metric: str) -> list[dict]:
         epoch = round(entry["epoch"])
         record = by_epoch.setdefault(epoch, {"epoch": epoch})
         for key, value in entry.items():
+            if key.endswith(("_runtime", "_per_second")):
+                continue  # wall-clock figures would make the file differ between identical runs
             if key.startswith("eval_train_"):
                 record[f"train_{key.removeprefix('eval_train_')}"] = value
             elif key.startswith("eval_dev_"):
@@ -135,8 +158,7 @@ def train_model(
         is_regression=task.is_regression,
         **loss_kwargs,
     )
-    last = get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.is_dir() else None
-    trainer.train(resume_from_checkpoint=last)
+    trainer.train(resume_from_checkpoint=last_complete_checkpoint(checkpoint_dir))
     history = epoch_history(trainer.state.log_history, task.main_metric)
     if trainer.is_world_process_zero():
         with atomic_dir(model_out) as tmp:

@@ -17,7 +17,7 @@ def main() -> None:
     teacher = params.teacher
     with stage_run("teacher", params={"teacher": teacher.model_dump(), "seed": params.seed}, tags={"task": task.name}) as run:
         history = train_model(
-            build_teacher(teacher.checkpoint, task),
+            build_teacher(teacher.checkpoint, task, seed=params.seed),
             load_tokenizer(teacher.checkpoint),
             task=task,
             train=splits["train"],

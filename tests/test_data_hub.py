@@ -118,3 +118,18 @@ def test_load_hub_calls_load_dataset_offline(monkeypatch):
     assert list(dd) == ["train", "dev", "test"]
     dd = load_task("rte", "hub")
     assert dd["train"][0] == {"idx": 0, "text_a": "a", "text_b": "b", "label": 0}
+
+
+def test_idx_is_renumbered_by_row_order():
+    split = fake_split({"sentence": ["a", "b"]}, ("negative", "positive"))
+    split = split.remove_columns("idx").add_column("idx", [7, 3])
+    dd = to_common_schema("sst2", DatasetDict({"train": split, "validation": split}))
+    assert dd["train"]["idx"][:] == [0, 1]
+
+
+def test_idx_follows_a_selected_view():
+    # A select()ed view keeps the full table underneath; idx must follow the view.
+    split = fake_split({"sentence": ["a", "b", "c"]}, ("negative", "positive")).select([2, 0])
+    dd = to_common_schema("sst2", DatasetDict({"train": split, "validation": split}))
+    assert dd["train"][:]["text_a"] == ["c", "a"]
+    assert dd["train"]["idx"][:] == [0, 1]

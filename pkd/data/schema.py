@@ -7,6 +7,7 @@ single-sentence tasks), ``label`` (int64 class id, float32 for regression,
 
 from __future__ import annotations
 
+import numpy as np
 from datasets import Dataset, DatasetDict, Features, Value
 
 from .tasks import TaskInfo
@@ -37,6 +38,11 @@ def rows_to_dataset(rows: list[dict], info: TaskInfo) -> Dataset:
     return Dataset.from_dict(columns, features=features_for(info))
 
 
+def _is_row_order(ds: Dataset) -> bool:
+    # Through the formatter, not ds.data: the table ignores select()/shuffle() indices.
+    return np.array_equal(ds.with_format("numpy")["idx"][:], np.arange(len(ds)))
+
+
 def conform(dd: DatasetDict, info: TaskInfo) -> DatasetDict:
     """Make sure every split has exactly our columns and dtypes.
 
@@ -50,8 +56,7 @@ def conform(dd: DatasetDict, info: TaskInfo) -> DatasetDict:
             raise ValueError(f"split {split!r} lacks columns {sorted(missing)}")
         if "text_b" not in ds.column_names:
             ds = ds.add_column("text_b", [None] * len(ds), feature=Value("string"))
-        if "idx" not in ds.column_names or ds.data.column("idx").to_pylist() != list(
-                range(len(ds))):
+        if "idx" not in ds.column_names or not _is_row_order(ds):
             if "idx" in ds.column_names:
                 ds = ds.remove_columns("idx")
             ds = ds.add_column("idx", list(range(len(ds))), feature=Value("int64"))
