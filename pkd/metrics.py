@@ -12,21 +12,6 @@ import numpy as np
 from scipy import stats
 from sklearn import metrics as skm
 
-# Metrics GLUE reports per task, in GLUE's display order (F1 before accuracy, as in
-# "F1/Acc"). Which one is the *main* metric is the pipeline's choice, not decided here.
-GLUE_TASK_METRICS: dict[str, tuple[str, ...]] = {
-    "cola": ("matthews_corrcoef",),
-    "sst2": ("accuracy",),
-    "mrpc": ("f1", "accuracy"),
-    "qqp": ("f1", "accuracy"),
-    "stsb": ("pearson", "spearmanr"),
-    "mnli": ("accuracy",),
-    "qnli": ("accuracy",),
-    "rte": ("accuracy",),
-    "wnli": ("accuracy",),
-}
-
-
 def _accuracy(pred: np.ndarray, gold: np.ndarray) -> float:
     return float(skm.accuracy_score(gold, pred))
 

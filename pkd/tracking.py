@@ -224,7 +224,8 @@ def _start(stage: str, params: Mapping[str, Any], tags: dict[str, Any], uri: str
 def stage_run(stage: str, *, params: Mapping[str, Any],
               tags: Mapping[str, Any] | None = None) -> Iterator[StageRun]:
     """Track one stage as an MLflow run nested under its ``dvc repro`` group."""
-    if os.environ.get("PKD_TRACKING", "").lower() in _OFF:
+    # Under torchrun only rank 0 tracks, so one stage is one run whatever the world size.
+    if os.environ.get("PKD_TRACKING", "").lower() in _OFF or os.environ.get("RANK", "0") != "0":
         yield StageRun(stage)
         return
     uri = tracking_uri()

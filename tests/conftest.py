@@ -37,3 +37,40 @@ def tiny_splits(tiny_bert):
     task = get_task("builtin_sentiment")
     splits = load_task(task.name, "builtin", seed=0, builtin_train_size=96, builtin_dev_size=48)
     return tokenize(splits, load_tokenizer(str(tiny_bert)), task, 64)
+
+
+COPIED = ["dvc.yaml", "params.yaml", "stages", "pkd", "presets", ".dvcignore"]
+
+
+def run_cmd(cmd, cwd, env=None, timeout=900):
+    """Run a command, failing the test with its output tails if it fails."""
+    import subprocess
+
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{cmd} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout + proc.stderr
+
+
+def make_repo(root: Path, params: dict) -> dict:
+    """A temporary copy of the pipeline as its own git + DVC repository; returns the env to run it."""
+    import os
+    import shutil
+    import sys
+
+    import yaml
+
+    for name in COPIED:
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, root / name)
+    for junk in root.rglob("__pycache__"):
+        shutil.rmtree(junk)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (root / ".gitignore").write_text("mlflow.db\nmlartifacts/\nruns/\n")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("PKD_PARAMS", None)
+    run_cmd(["git", "init", "-q"], root)
+    run_cmd(["dvc", "init", "-q"], root)
+    run_cmd(["git", "add", "-A"], root)
+    run_cmd(["git", "commit", "-qm", "pipeline"], root)
+    return env

@@ -3,7 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from pkd.metrics import GLUE_TASK_METRICS, glue_metrics, logits_to_predictions
+from pkd.data import TASKS
+from pkd.metrics import glue_metrics, logits_to_predictions
 
 # Confusion matrix of the fixture below, counted by hand (positive class 1):
 #   TP = 3 (idx 0,1,2), FP = 2 (idx 3,4), FN = 1 (idx 5), TN = 4 (idx 6..9)
@@ -64,9 +65,9 @@ def test_two_dimensional_predictions_raise():
         glue_metrics(("accuracy",), [[0.1, 0.9]], [1])
 
 
-def test_glue_task_metrics_are_known():
-    for names in GLUE_TASK_METRICS.values():
-        glue_metrics(names, [0, 1, 1, 0], [0, 1, 0, 0])
+def test_every_task_metric_is_known():
+    for task in TASKS.values():
+        glue_metrics(task.metric_names, [0, 1, 1, 0], [0, 1, 0, 0])
 
 
 def test_logits_to_predictions_classification_argmax():

@@ -1,25 +1,18 @@
 """End-to-end `dvc repro` of a tiny configuration in a temporary copy of the repository."""
-import os
+import filecmp
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import ROOT, save_tiny_bert
+from conftest import ROOT, make_repo, save_tiny_bert
+from conftest import run_cmd as run
 
 pytestmark = pytest.mark.slow
-COPIED = ["dvc.yaml", "params.yaml", "stages", "pkd", ".dvcignore"]
 TASK = "builtin_pair"
-
-
-def run(cmd, cwd, env=None):
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, f"{cmd} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc.stdout + proc.stderr
 
 
 def tiny_params(checkpoint: Path) -> dict:
@@ -34,20 +27,8 @@ def tiny_params(checkpoint: Path) -> dict:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     root = tmp_path_factory.mktemp("repo")
-    for name in COPIED:
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, root / name)
-    for junk in root.rglob("__pycache__"):
-        shutil.rmtree(junk)
     checkpoint = save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
-    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(checkpoint), sort_keys=False))
-    (root / ".gitignore").write_text("mlflow.db\nruns/\n")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    run(["git", "init", "-q"], root)
-    run(["dvc", "init", "-q"], root)
-    run(["git", "add", "-A"], root)
-    run(["git", "commit", "-qm", "tiny"], root)
+    env = make_repo(root, tiny_params(checkpoint))
     log = run(["dvc", "repro"], root, env)
     return root, env, log
 
@@ -95,6 +76,62 @@ def test_mlflow_has_a_run_per_stage_with_tags(repo):
     assert {r.data.tags["pkd.depth"] for r in distill} == {"2"}
     groups = {r.data.tags.get("pkd.run_group") for r in runs}
     assert len(groups) == 1 and None not in groups  # one repro, one group
+
+
+def tracked_outputs(root: Path) -> list[Path]:
+    lock = yaml.safe_load((root / "dvc.lock").read_text())
+    return sorted({Path(out["path"]) for stage in lock["stages"].values() for out in stage.get("outs", [])})
+
+
+def same_tree(a: Path, b: Path) -> bool:
+    if a.is_file():
+        return filecmp.cmp(a, b, shallow=False)
+    cmp = filecmp.dircmp(a, b)
+    files = [p.relative_to(a) for p in a.rglob("*") if p.is_file() and p.name != ".gitignore"]
+    return not cmp.left_only and all(filecmp.cmp(a / f, b / f, shallow=False) for f in files)
+
+
+def test_remote_push_then_fresh_clone_pull_is_byte_identical_and_up_to_date(repo, tmp_path):
+    root, env, _ = repo
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-qm", "results"], root)
+    run(["dvc", "remote", "add", "-d", "shared", str(tmp_path / "remote")], root)
+    run(["git", "commit", "-qam", "remote"], root)
+    run(["dvc", "push"], root, env)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(root), str(clone)], tmp_path)
+    run(["dvc", "pull"], clone, env)
+    status = run(["dvc", "status"], clone, env)
+    assert "up to date" in status
+    assert ran_stages(run(["dvc", "repro"], clone, env)) == set()
+    outputs = tracked_outputs(root)
+    assert len(outputs) >= 8
+    for out in outputs:
+        assert same_tree(root / out, clone / out), out
+
+
+def test_ddp_cache_equals_single_process_and_distill_runs_under_torchrun(repo, tmp_path):
+    from safetensors.torch import load_file
+
+    root, env, _ = repo
+    single = tmp_path / "single"
+    shutil.copytree(root / "cache/teacher" / TASK, single)
+    torchrun = [str(Path(shutil.which("torchrun", path=env["PATH"]))), "--standalone", "--nproc_per_node", "2"]
+    ddp_env = {**env, "OMP_NUM_THREADS": "1"}
+    try:
+        run([*torchrun, "stages/teacher_cache.py", "--task", TASK], root, ddp_env)
+        for split in ("train", "dev"):
+            a = load_file(str(single / f"{split}.safetensors"))
+            b = load_file(str(root / "cache/teacher" / TASK / f"{split}.safetensors"))
+            assert a["idx"].tolist() == b["idx"].tolist() == sorted(a["idx"].tolist())
+            for key in ("logits", "cls"):
+                assert (a[key] - b[key]).abs().max() < 1e-5, key
+        student = root / "models/students" / TASK / "pkd_skip-2"
+        shutil.rmtree(student)
+        log = run([*torchrun, "stages/distill.py", "--task", TASK, "--strategy", "pkd_skip", "--depth", "2"], root, ddp_env)
+        assert (student / "model.safetensors").exists(), log[-2000:]
+    finally:
+        run(["dvc", "checkout", "--force"], root, env)
 
 
 def test_changing_one_strategy_reruns_only_its_students(repo):

@@ -1,0 +1,96 @@
+"""The paper preset: what it changes, and an offline run of it on local stand-ins."""
+import json
+
+import pytest
+import yaml
+
+from conftest import ROOT, make_repo, run_cmd, save_tiny_bert
+from pkd.config import ConfigError, parse_params
+from pkd.presets import apply_preset
+
+PRESET = yaml.safe_load((ROOT / "presets/paper.yaml").read_text())
+
+
+def flatten(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        out.update(flatten(v, key + ".") if isinstance(v, dict) else {key: v})
+    return out
+
+
+def test_preset_sets_the_papers_protocol(tmp_path):
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text((ROOT / "params.yaml").read_text())
+    apply_preset("paper", params_file, ROOT / "presets")
+    params = parse_params(yaml.safe_load(params_file.read_text()))
+    assert params.teacher.checkpoint == "bert-base-uncased"
+    assert params.data.source == "hub"
+    assert params.data.tasks == ["sst2", "mrpc", "qqp", "mnli", "qnli", "rte"]
+    assert params.student.depths == [6, 3]
+    assert params.data.max_seq_length == 128
+    assert params.teacher.batch_size == params.student.batch_size == 32
+    assert params.teacher.epochs == params.student.epochs == 4
+    # Keys the preset does not name keep their values and comments.
+    assert params.seed == 42
+    assert "# builtin | glue_dir | hub" in params_file.read_text()
+
+
+def test_unknown_preset_names_the_available_ones(tmp_path):
+    with pytest.raises(ConfigError, match="available: paper"):
+        apply_preset("papr", ROOT / "params.yaml", ROOT / "presets")
+
+
+def write_glue_fixtures(root):
+    """A few rows of SST-2 and MNLI in the classic GLUE download layout."""
+    sst = root / "SST-2"
+    sst.mkdir(parents=True)
+    sentences = ["a gorgeous , witty film", "dull and lifeless", "not bad at all", 'a "mess" of a plot']
+    rows = [f"{s} {i}\t{i % 2}" for i, s in enumerate(sentences * 10)]
+    (sst / "train.tsv").write_text("sentence\tlabel\n" + "\n".join(rows) + "\n")
+    (sst / "dev.tsv").write_text("sentence\tlabel\n" + "\n".join(rows[:12]) + "\n")
+    mnli = root / "MNLI"
+    mnli.mkdir()
+    labels = ["entailment", "neutral", "contradiction"]
+    head_train = "index promptID pairID genre s1bp s2bp s1p s2p sentence1 sentence2 label1 gold_label".split()
+    head_dev = head_train[:-1] + ["label2", "label3", "label4", "label5", "gold_label"]
+
+    def rows_for(header, n):
+        out = ["\t".join(header)]
+        for i in range(n):
+            cells = [str(i), "0", "0", "fiction", "(a)", "(b)", "(a)", "(b)", f"the cat sat {i}", f"a cat is sitting {i}"]
+            cells += [labels[i % 3]] * (len(header) - len(cells))
+            out.append("\t".join(cells))
+        return "\n".join(out) + "\n"
+
+    (mnli / "train.tsv").write_text(rows_for(head_train, 30))
+    for split in ("dev_matched", "dev_mismatched"):
+        (mnli / f"{split}.tsv").write_text(rows_for(head_dev, 9))
+
+
+@pytest.mark.slow
+def test_paper_preset_runs_offline_on_stand_ins(tmp_path):
+    glue = tmp_path / "glue"
+    write_glue_fixtures(glue)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    defaults = yaml.safe_load((ROOT / "params.yaml").read_text())
+    env = make_repo(repo, defaults)
+    apply_preset("paper", repo / "params.yaml", repo / "presets")
+    # `dvc params diff` shows exactly the keys the preset changes.
+    diff = json.loads(run_cmd(["dvc", "params", "diff", "--json"], repo, env))["params.yaml"]
+    expected = {k for k, v in flatten(PRESET).items() if flatten(defaults).get(k) != v}
+    assert set(diff) == expected
+    # Stand-ins for the hub: a 12-layer tiny BERT on disk and GLUE-format TSV.
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["data"].update(source="glue_dir", glue_dir=str(glue), tasks=["sst2", "mnli"])
+    params["teacher"].update(checkpoint=str(save_tiny_bert(tmp_path / "bert-12", layers=12)), epochs=1, train_eval_samples=8)
+    params["student"].update(epochs=1, train_eval_samples=8)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run_cmd(["dvc", "repro", "distill@sst2-pkd_skip-6", "distill@mnli-pkd_last-3"], repo, env)
+    for task, name, depth in (("sst2", "pkd_skip-6", 6), ("mnli", "pkd_last-3", 3)):
+        config = json.loads((repo / "models/students" / task / name / "config.json").read_text())
+        assert config["num_hidden_layers"] == depth
+    manifest = json.loads((repo / "cache/teacher/mnli/manifest.json").read_text())
+    assert manifest["layers"] == 12 and manifest["num_labels"] == 3
+    assert set(manifest["shapes"]) == {"train", "dev_matched", "dev_mismatched"}
