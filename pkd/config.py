@@ -125,6 +125,8 @@ class Params(_Section):
     seed: int = 42
     # Command that runs the training stages: "python", or a torchrun line for DDP.
     launcher: str = Field(default="python", min_length=1)
+    # Sentence state for the classifier and the patient loss: cls (paper) | mean (pkd/pooling.py).
+    pooling: Literal["cls", "mean"] = "cls"
     data: DataParams
     teacher: TeacherParams
     student: StudentParams

@@ -6,10 +6,11 @@ its logits and [CLS] states are read from the cache by example idx.
 """
 from __future__ import annotations
 
-import torch
 from transformers import Trainer
 
 from pkd.losses import pkd_loss
+from pkd.models import model_pooling
+from pkd.pooling import layer_states
 from pkd.teacher_cache import TeacherCache
 
 # Columns the collator passes along that the model's forward does not take.
@@ -64,8 +65,11 @@ class DistillationTrainer(Trainer):
             logits_t = logits_t.to(outputs.logits.device)
             if need_hidden:
                 cls_t = cls_t.to(outputs.logits.device)
-                # Student layers 1..M-1 ([CLS] only); the last one feeds the classifier.
-                cls_s = torch.stack([h[:, 0] for h in outputs.hidden_states[1:-1]], dim=1)
+                # Student layers 1..M-1 ([CLS], or the mean with pooling=mean); layer M feeds the classifier.
+                depth = len(outputs.hidden_states) - 1
+                cls_s = layer_states(
+                    outputs.hidden_states, inputs.get("attention_mask"), model_pooling(self.model), list(range(1, depth))
+                )
         loss, parts = pkd_loss(
             outputs.logits,
             labels,

@@ -21,6 +21,7 @@ from transformers.utils import logging as hf_logging
 
 from pkd.config import ConfigError
 from pkd.data.tasks import TaskInfo
+from pkd.pooling import MeanPooledBertForSequenceClassification
 
 PACKAGE_PREFIX = "package:"
 
@@ -63,25 +64,39 @@ def _classifier_kwargs(task: TaskInfo) -> dict:
     return kwargs
 
 
-def _quiet_from_pretrained(path: str, **kwargs) -> PreTrainedModel:
+def _quiet_from_pretrained(path: str, pooling: str | None = None, **kwargs) -> PreTrainedModel:
+    """Load a classifier; `pooling` None keeps the one saved in the checkpoint's config."""
     # Dropping the upper layers and adding a fresh head are intended here, so
     # the load report's UNEXPECTED/MISSING table is noise.
     level = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        return AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+        config = AutoConfig.from_pretrained(path, **kwargs)
+        config.pkd_pooling = pooling or getattr(config, "pkd_pooling", "cls")  # saved with the model
+        mean = config.pkd_pooling == "mean"
+        cls = MeanPooledBertForSequenceClassification if mean else AutoModelForSequenceClassification
+        return cls.from_pretrained(path, config=config)
     finally:
         hf_logging.set_verbosity(level)
 
 
-def build_teacher(checkpoint: str, task: TaskInfo, seed: int | None = None) -> PreTrainedModel:
+def load_classifier(path: str | Path) -> PreTrainedModel:
+    """A saved teacher or student, with the pooling it was trained with."""
+    return _quiet_from_pretrained(str(path))
+
+
+def model_pooling(model: PreTrainedModel) -> str:
+    return getattr(model.config, "pkd_pooling", "cls")
+
+
+def build_teacher(checkpoint: str, task: TaskInfo, seed: int | None = None, pooling: str = "cls") -> PreTrainedModel:
     """The pre-trained N-layer checkpoint with a fresh classifier, to fine-tune.
 
     `seed` seeds the fresh classifier's initialisation (reproducible runs).
     """
     if seed is not None:
         set_seed(seed)
-    return _quiet_from_pretrained(resolve_checkpoint(checkpoint), **_classifier_kwargs(task))
+    return _quiet_from_pretrained(resolve_checkpoint(checkpoint), pooling, **_classifier_kwargs(task))
 
 
 def build_student(
@@ -91,6 +106,7 @@ def build_student(
     init: str = "pretrained",
     finetuned_teacher: str | Path | None = None,
     seed: int | None = None,
+    pooling: str = "cls",
 ) -> PreTrainedModel:
     """An M-layer student: embeddings + encoder layers 1..M of a checkpoint.
 
@@ -108,4 +124,4 @@ def build_student(
         raise ValueError(f"unknown student init '{init}'; allowed: pretrained, finetuned")
     if seed is not None:
         set_seed(seed)
-    return _quiet_from_pretrained(source, num_hidden_layers=depth, **_classifier_kwargs(task))
+    return _quiet_from_pretrained(source, pooling, num_hidden_layers=depth, **_classifier_kwargs(task))

@@ -21,6 +21,8 @@ from safetensors.torch import load_file, save_file
 from transformers import DataCollatorWithPadding, PreTrainedModel
 
 from pkd.io import atomic_dir, read_json, write_json
+from pkd.models import model_pooling
+from pkd.pooling import layer_states
 
 MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
 MANIFEST = "manifest.json"
@@ -66,6 +68,9 @@ def teacher_outputs(
 ) -> dict[str, torch.Tensor]:
     """Run the teacher over `dataset`; return idx [n], logits [n, C], cls [n, N, H], sorted by idx.
 
+    `cls` holds the sentence state of every layer 1..N: the [CLS] state, or the
+    masked mean of the token states for a model trained with `pooling: mean`.
+
     Batches are formed from length-sorted examples (less padding, same
     results: eval mode is deterministic and attention masks the padding).
     Under torch.distributed each rank takes a contiguous shard and the rows
@@ -80,11 +85,13 @@ def teacher_outputs(
     for start in range(0, len(order), batch_size):
         rows = shard.select(order[start : start + batch_size])
         batch = collator([{k: r[k] for k in MODEL_INPUTS if k in r} for r in rows])
-        out = model(**{k: v.to(device) for k, v in batch.items()}, output_hidden_states=True)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        out = model(**batch, output_hidden_states=True)
         idx_parts.append(torch.as_tensor(rows["idx"], dtype=torch.long))
         logit_parts.append(out.logits.float().cpu())
         # hidden_states[0] is the embedding output; layers 1..N follow.
-        cls_parts.append(torch.stack([h[:, 0] for h in out.hidden_states[1:]], dim=1).float().cpu())
+        states = layer_states(out.hidden_states, batch.get("attention_mask"), model_pooling(model))
+        cls_parts.append(states.float().cpu())
     result = {"idx": torch.cat(idx_parts), "logits": torch.cat(logit_parts), "cls": torch.cat(cls_parts)}
     if world > 1:
         gathered: list[dict] = [None] * world  # type: ignore[list-item]

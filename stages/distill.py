@@ -28,11 +28,11 @@ def main() -> None:
     if STRATEGY_LAYER_MAP[args.strategy] and strategy.beta > 0:
         layers = layer_map(STRATEGY_LAYER_MAP[args.strategy], cache.num_layers, args.depth)
     name = paths.student_name(args.strategy, args.depth)
-    tracked = {"student": student.model_dump(), "strategy": strategy.model_dump(), "teacher_layers": layers, "seed": params.seed}
+    tracked = {"student": student.model_dump(), "strategy": strategy.model_dump(), "teacher_layers": layers, "seed": params.seed, "pooling": params.pooling}
     tags = {"task": task.name, "strategy": args.strategy, "depth": args.depth}
     with stage_run("distill", params=tracked, tags=tags) as run:
         history = train_model(
-            build_student(params.teacher.checkpoint, args.depth, task, student.init, teacher_dir, seed=params.seed),
+            build_student(params.teacher.checkpoint, args.depth, task, student.init, teacher_dir, seed=params.seed, pooling=params.pooling),
             load_tokenizer(params.teacher.checkpoint),
             task=task,
             train=splits["train"],

@@ -4,14 +4,14 @@ One stage per task rather than per model: loading a model and scoring dev
 takes a second or two, while each stage's start-up costs several.
 """
 from datasets import load_from_disk
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoTokenizer
 
 from pkd import paths
 from pkd.cli import load_checked_params, run_stage, stage_args
 from pkd.data import get_task
 from pkd.evaluate import evaluate_splits
 from pkd.io import atomic_dir, write_json
-from pkd.models import checkpoint_depth
+from pkd.models import checkpoint_depth, load_classifier
 from pkd.tracking import stage_run
 
 
@@ -32,7 +32,7 @@ def main() -> None:
     for name, strategy, depth, model_dir in models:
         tags = {"task": task.name, "strategy": strategy or "teacher", "depth": depth}
         with stage_run("evaluate", params={"model_dir": str(model_dir)}, tags=tags) as run:
-            model = AutoModelForSequenceClassification.from_pretrained(str(model_dir))
+            model = load_classifier(model_dir)
             with atomic_dir(paths.predictions(task.name, name)) as tmp:
                 results = evaluate_splits(model, AutoTokenizer.from_pretrained(str(model_dir)), splits, task, tmp)
             record = {

@@ -15,9 +15,9 @@ def main() -> None:
     task = get_task(args.task)
     splits = load_from_disk(str(paths.prepared(task.name)))
     teacher = params.teacher
-    with stage_run("teacher", params={"teacher": teacher.model_dump(), "seed": params.seed}, tags={"task": task.name}) as run:
+    with stage_run("teacher", params={"teacher": teacher.model_dump(), "seed": params.seed, "pooling": params.pooling}, tags={"task": task.name}) as run:
         history = train_model(
-            build_teacher(teacher.checkpoint, task, seed=params.seed),
+            build_teacher(teacher.checkpoint, task, seed=params.seed, pooling=params.pooling),
             load_tokenizer(teacher.checkpoint),
             task=task,
             train=splits["train"],

@@ -1,11 +1,12 @@
 """Stage `teacher_cache`: one no-grad teacher pass -> logits + [CLS] of every layer, by idx."""
 from datasets import load_from_disk
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
+from transformers import AutoTokenizer, DataCollatorWithPadding
 
 from pkd import paths
 from pkd.cli import load_checked_params, run_stage, stage_args
 from pkd.data import get_task
 from pkd.distributed import init_distributed, is_main_process
+from pkd.models import load_classifier, model_pooling
 from pkd.teacher_cache import dataset_fingerprint, teacher_hash, teacher_outputs, write_cache
 from pkd.tracking import stage_run
 
@@ -17,7 +18,7 @@ def main() -> None:
     device = init_distributed()
     teacher_dir = paths.teacher_model(task.name)
     splits = load_from_disk(str(paths.prepared(task.name)))
-    model = AutoModelForSequenceClassification.from_pretrained(str(teacher_dir)).to(device)
+    model = load_classifier(teacher_dir).to(device)
     collator = DataCollatorWithPadding(AutoTokenizer.from_pretrained(str(teacher_dir)))
     names = ["train", *task.dev_splits]
     outputs = {name: teacher_outputs(model, splits[name], collator, params.teacher.cache_batch_size) for name in names}
@@ -31,6 +32,7 @@ def main() -> None:
         "layers": model.config.num_hidden_layers,
         "hidden_size": model.config.hidden_size,
         "num_labels": model.config.num_labels,
+        "pooling": model_pooling(model),
     }
     with stage_run("teacher_cache", params={"cache_dtype": params.teacher.cache_dtype}, tags={"task": task.name}) as run:
         write_cache(paths.teacher_cache(task.name), outputs, manifest, params.teacher.cache_dtype)

@@ -66,7 +66,7 @@ def make_repo(root: Path, params: dict) -> dict:
         shutil.rmtree(junk)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (root / ".gitignore").write_text("mlflow.db\nmlartifacts/\nruns/\n")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("PKD_PARAMS", None)
     run_cmd(["git", "init", "-q"], root)

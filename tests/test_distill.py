@@ -7,7 +7,7 @@ from pkd.config import TrainParams
 from pkd.data import get_task
 from pkd.io import read_json
 from pkd.layers import layer_map
-from pkd.models import build_student, build_teacher, load_tokenizer
+from pkd.models import load_classifier, build_student, build_teacher, load_tokenizer
 from pkd.teacher_cache import dataset_fingerprint, load_cache, teacher_hash, teacher_outputs, write_cache
 from pkd.training import train_model
 
@@ -30,9 +30,7 @@ def trained_teacher(tiny_bert, tiny_splits, tmp_path_factory):
         dev=tiny_splits["dev"], params=PARAMS, learning_rate=1e-3, seed=0,
         checkpoint_dir=root / "ckpt-teacher", model_out=root / "teacher", history_out=root / "teacher.json",
     )
-    from transformers import AutoModelForSequenceClassification
-
-    model = AutoModelForSequenceClassification.from_pretrained(root / "teacher")
+    model = load_classifier(root / "teacher")
     outputs = teacher_outputs(model, tiny_splits["train"], DataCollatorWithPadding(tokenizer))
     manifest = {
         "teacher_sha256": teacher_hash(root / "teacher"),

@@ -4,7 +4,7 @@ import torch
 from transformers import DataCollatorWithPadding
 
 from pkd.data import get_task
-from pkd.models import build_teacher, load_tokenizer
+from pkd.models import load_classifier, build_teacher, load_tokenizer
 from pkd.teacher_cache import (
     StaleCacheError, TeacherCache, dataset_fingerprint, load_cache, teacher_hash, teacher_outputs, write_cache,
 )
@@ -22,9 +22,7 @@ def saved_teacher(tiny_bert, tmp_path_factory):
 
 
 def run_teacher(path, split):
-    from transformers import AutoModelForSequenceClassification
-
-    model = AutoModelForSequenceClassification.from_pretrained(path)
+    model = load_classifier(path)
     return model, teacher_outputs(model, split, DataCollatorWithPadding(load_tokenizer(str(path))), batch_size=16)
 
 
