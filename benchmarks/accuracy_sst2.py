@@ -46,13 +46,13 @@ from _common import (
     write_result,
 )
 from datasets import DatasetDict
-from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, set_seed
+from transformers import DataCollatorWithPadding, set_seed
 from transformers.utils import logging as hf_logging
 
 from pkd.config import STRATEGY_LAYER_MAP, TrainParams, load_params
 from pkd.data import get_task, load_task
 from pkd.layers import layer_map
-from pkd.models import build_student, build_teacher, checkpoint_depth, load_tokenizer
+from pkd.models import build_student, build_teacher, checkpoint_depth, load_classifier, load_tokenizer
 from pkd.prepare import subsample, tokenize
 from pkd.teacher_cache import (
     dataset_fingerprint,
@@ -185,12 +185,12 @@ def main(argv=None) -> None:
             teacher_dir = root / f"teacher-s{seed}"
             with quiet():
                 history = train_model(
-                    build_teacher(args.checkpoint, task), tokenizer, task=task, train=train, dev=dev,
+                    build_teacher(args.checkpoint, task, seed=seed, pooling=params.pooling), tokenizer, task=task, train=train, dev=dev,
                     params=teacher_tp, learning_rate=params.teacher.learning_rate, seed=seed,
                     checkpoint_dir=root / "checkpoints" / f"teacher-s{seed}", model_out=teacher_dir,
                     history_out=root / "histories" / f"teacher-s{seed}.json",
                 )
-            model = AutoModelForSequenceClassification.from_pretrained(str(teacher_dir))
+            model = load_classifier(teacher_dir)
             if device.type == "cuda":
                 model = model.to(device)
             outputs = teacher_outputs(model, train, DataCollatorWithPadding(tokenizer),
@@ -220,7 +220,7 @@ def main(argv=None) -> None:
                 set_seed(seed)
                 with quiet():
                     history = train_model(
-                        build_student(args.checkpoint, args.depth, task, params.student.init, teacher_dir),
+                        build_student(args.checkpoint, args.depth, task, params.student.init, teacher_dir, seed=seed, pooling=params.pooling),
                         tokenizer, task=task, train=train, dev=dev, params=student_tp,
                         learning_rate=params.student_learning_rate(name), seed=seed,
                         checkpoint_dir=root / "checkpoints" / f"{name}-{args.depth}-s{seed}",
