@@ -89,10 +89,11 @@ def model_pooling(model: PreTrainedModel) -> str:
     return getattr(model.config, "pkd_pooling", "cls")
 
 
-def build_teacher(checkpoint: str, task: TaskInfo, seed: int | None = None, pooling: str = "cls") -> PreTrainedModel:
+def build_teacher(checkpoint: str, task: TaskInfo, seed: int | None = None, pooling: str | None = None) -> PreTrainedModel:
     """The pre-trained N-layer checkpoint with a fresh classifier, to fine-tune.
 
-    `seed` seeds the fresh classifier's initialisation (reproducible runs).
+    `seed` seeds the fresh classifier's initialisation (reproducible runs);
+    `pooling` ("cls" | "mean", pkd/pooling.py) defaults to the checkpoint's own.
     """
     if seed is not None:
         set_seed(seed)
@@ -106,7 +107,7 @@ def build_student(
     init: str = "pretrained",
     finetuned_teacher: str | Path | None = None,
     seed: int | None = None,
-    pooling: str = "cls",
+    pooling: str | None = None,
 ) -> PreTrainedModel:
     """An M-layer student: embeddings + encoder layers 1..M of a checkpoint.
 

@@ -1,6 +1,8 @@
 """End-to-end `dvc repro` of a tiny configuration in a temporary copy of the repository."""
 import filecmp
+import json
 import re
+import time
 import shutil
 import subprocess
 from pathlib import Path
@@ -110,6 +112,31 @@ def test_remote_push_then_fresh_clone_pull_is_byte_identical_and_up_to_date(repo
         assert same_tree(root / out, clone / out), out
 
 
+def test_parallel_queued_sweep_lands_in_mlflow_and_best_on_dev_table(repo, server):
+    from mlflow.tracking import MlflowClient
+
+    from pkd.sweep import best_on_dev, collect_experiments
+
+    root, env, _ = repo
+    queue_env = {**env, "MLFLOW_TRACKING_URI": server, "OMP_NUM_THREADS": "1"}
+    run(["dvc", "exp", "run", "--queue", "-S", "strategies.kd.alpha=0.2,0.5"], root, queue_env)
+    run(["dvc", "queue", "start", "-j", "2"], root, queue_env)
+    deadline = time.monotonic() + 600
+    while re.search(r"\b(Queued|Running)\b", run(["dvc", "queue", "status"], root, queue_env)):
+        assert time.monotonic() < deadline, "queued experiments did not finish"
+        time.sleep(3)
+    status = run(["dvc", "queue", "status"], root, queue_env)
+    assert status.count("Success") >= 2, status
+    table = best_on_dev(collect_experiments(json.loads(run(["dvc", "exp", "show", "--json"], root, queue_env))))
+    kd = table[table.strategy == "kd"].iloc[0]
+    assert kd["alpha"] in (0.2, 0.5, 0.7) and kd["candidates"] >= 3
+    client = MlflowClient(tracking_uri=server)
+    runs = client.search_runs([client.get_experiment_by_name("pkd").experiment_id], max_results=500)
+    kd_alphas = {r.data.params.get("strategy.alpha") for r in runs
+                 if r.data.tags.get("pkd.stage") == "distill" and r.data.tags.get("pkd.strategy") == "kd"}
+    assert {"0.2", "0.5"} <= kd_alphas  # both parallel workers' runs landed
+
+
 def test_ddp_cache_equals_single_process_and_distill_runs_under_torchrun(repo, tmp_path):
     from safetensors.torch import load_file
 
@@ -137,7 +164,7 @@ def test_ddp_cache_equals_single_process_and_distill_runs_under_torchrun(repo, t
 def test_changing_one_strategy_reruns_only_its_students(repo):
     root, env, _ = repo
     params = yaml.safe_load((root / "params.yaml").read_text())
-    params["strategies"]["kd"]["alpha"] = 0.5
+    params["strategies"]["kd"]["alpha"] = 0.3  # not a value the queued sweep ran (DVC run-cache)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     log = run(["dvc", "repro"], root, env)
     assert ran_stages(log) == {f"distill@{TASK}-kd-2", f"evaluate@{TASK}", "report"}

@@ -23,12 +23,6 @@ ENV = ["MLFLOW_TRACKING_URI", "PKD_MLFLOW_EXPERIMENT", "PKD_RUN_GROUP", "PKD_TRA
        "PKD_TRACKING_STRICT", "DVC_STAGE", "DVC_ROOT", "DVC_EXP_NAME"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def repo(tmp_path, monkeypatch):
     """A tmp dir that looks like the repo root (dvc.yaml + params.yaml), as the cwd."""
@@ -38,44 +32,6 @@ def repo(tmp_path, monkeypatch):
     (tmp_path / "params.yaml").write_text("task: t1\n")
     monkeypatch.chdir(tmp_path)
     return tmp_path
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """A real `mlflow server` (one worker, SQLite, proxied artifacts) on a free port."""
-    d = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    cmd = [str(Path(sys.executable).parent / "mlflow"), "server",
-           "--backend-store-uri", f"sqlite:///{d}/mlflow.db",
-           "--artifacts-destination", str(d / "artifacts"),
-           "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    log = open(d / "server.log", "wb")
-    # Own session so teardown can stop the server and the uvicorn worker it spawns.
-    # No job runner: its huey consumers only slow the start-up down on a small machine.
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    proc = subprocess.Popen(cmd, cwd=d, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90  # 2 shared CPUs can be slow
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=1).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"mlflow server did not come up:\n{(d / 'server.log').read_text()}")
-                time.sleep(0.2)
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=2)
-        # uvicorn waits out idle keep-alive connections; a tmp server need not.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        log.close()
 
 
 def log_two_stages(repo: Path) -> None:
