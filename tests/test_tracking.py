@@ -18,6 +18,8 @@ from mlflow.tracking import MlflowClient
 from pkd import tracking
 from pkd.tracking import TrackingError, stage_run
 
+from conftest import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 ENV = ["MLFLOW_TRACKING_URI", "PKD_MLFLOW_EXPERIMENT", "PKD_RUN_GROUP", "PKD_TRACKING",
        "PKD_TRACKING_STRICT", "DVC_STAGE", "DVC_ROOT", "DVC_EXP_NAME"]
