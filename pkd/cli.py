@@ -45,7 +45,7 @@ def config_hash(*parts) -> str:
 def stage_args(*names: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     for name in names:
-        parser.add_argument(f"--{name}", required=True, type=int if name == "depth" else str)
+        parser.add_argument(f"--{name}", required=True, type=int if name in ("depth", "seed") else str)
     return parser.parse_args()
 
 

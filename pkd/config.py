@@ -85,6 +85,9 @@ class TeacherParams(TrainParams):
 class StudentParams(TrainParams):
     depths: list[int] = Field(min_length=1)
     strategies: list[str] = Field(min_length=1)
+    # One student per seed: the seed sets the fresh head's init and the data order.
+    # The teacher, its cache and the data use the top-level `seed`.
+    seeds: list[int] = Field(default=[42], min_length=1)
     init: Literal["pretrained", "finetuned"] = "pretrained"
     kd_reduction: Literal["mean", "batchmean"] = "mean"
     normalize_patience: bool = True
@@ -96,6 +99,13 @@ class StudentParams(TrainParams):
             if name not in STRATEGIES:
                 raise ValueError(f"unknown strategy '{name}'; allowed: {', '.join(STRATEGIES)}")
         return names
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must not repeat (got {seeds})")
+        return seeds
 
     @field_validator("depths")
     @classmethod

@@ -16,8 +16,9 @@ REPORTS = Path("reports")
 CHECKPOINTS = Path("runs/checkpoints")
 
 
-def student_name(strategy: str, depth: int) -> str:
-    return f"{strategy}-{depth}"
+def student_name(strategy: str, depth: int, seed: int) -> str:
+    """One student per (strategy, depth, seed), e.g. "pkd_skip-3-s42"."""
+    return f"{strategy}-{depth}-s{seed}"
 
 
 def prepared(task: str) -> Path:
@@ -28,8 +29,8 @@ def teacher_model(task: str) -> Path:
     return MODELS / "teacher" / task
 
 
-def student_model(task: str, strategy: str, depth: int) -> Path:
-    return MODELS / "students" / task / student_name(strategy, depth)
+def student_model(task: str, strategy: str, depth: int, seed: int) -> Path:
+    return MODELS / "students" / task / student_name(strategy, depth, seed)
 
 
 def teacher_cache(task: str) -> Path:

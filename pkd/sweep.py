@@ -3,7 +3,7 @@
 The paper selects T, alpha, beta and the learning rate on dev (PKD.md, "Grid").
 Queue the grid with `dvc exp run --queue -S ...` (README, "Sweeps"), run it with
 `dvc queue start`, then this command reads `dvc exp show --json`, picks each
-student's best experiment by its dev main metric, prints a Markdown table and
+student's best setting by its dev main metric (mean over seeds), prints a Markdown table and
 writes metrics/sweep_best.json, which the report includes.
 """
 from __future__ import annotations
@@ -19,7 +19,8 @@ import pandas as pd
 
 from pkd.io import write_json
 
-EVAL_FILE = re.compile(r"metrics/eval/(?P<task>[^/]+)/(?P<strategy>ft|kd|pkd_skip|pkd_last)-(?P<depth>\d+)\.json$")
+EVAL_FILE = re.compile(r"metrics/eval/(?P<task>[^/]+)/(?P<strategy>ft|kd|pkd_skip|pkd_last)-(?P<depth>\d+)(?:-s(?P<seed>\d+))?\.json$")
+KNOBS = ["temperature", "alpha", "beta", "learning_rate"]
 OUTPUT = Path("metrics/sweep_best.json")
 
 
@@ -59,6 +60,7 @@ def candidate_rows(experiments: list[dict]) -> pd.DataFrame:
                 "task": match["task"],
                 "strategy": strategy,
                 "depth": int(match["depth"]),
+                "seed": int(match["seed"]) if match["seed"] else record.get("seed"),
                 "dev_score": record["splits"][dev_split][record["main_metric"]],
                 "metric": f"{dev_split} {record['main_metric']}",
                 "temperature": knobs.get("temperature"),
@@ -71,15 +73,25 @@ def candidate_rows(experiments: list[dict]) -> pd.DataFrame:
 
 
 def best_on_dev(experiments: list[dict]) -> pd.DataFrame:
-    """One row per (task, strategy, depth): the experiment with the highest dev main metric."""
+    """One row per (task, strategy, depth): the setting with the highest dev main metric,
+    averaged over its seeds first (a lucky seed must not pick the setting)."""
     rows = candidate_rows(experiments)
     if rows.empty:
-        raise ValueError("no experiment has student evaluation metrics (metrics/eval/<task>/<strategy>-<depth>.json)")
-    # The same result appears under a baseline and its experiments; keep one copy.
-    rows = rows.drop_duplicates(subset=["task", "strategy", "depth", "dev_score", "temperature", "alpha", "beta", "learning_rate"])
-    best = rows.sort_values("dev_score", ascending=False, kind="stable").groupby(["task", "strategy", "depth"], sort=True).head(1)
-    counts = rows.groupby(["task", "strategy", "depth"]).size().rename("candidates")
-    return best.join(counts, on=["task", "strategy", "depth"]).sort_values(["task", "depth", "strategy"]).reset_index(drop=True)
+        raise ValueError("no experiment has student evaluation metrics (metrics/eval/<task>/<strategy>-<depth>-s<seed>.json)")
+    student = ["task", "strategy", "depth"]
+    # The same result appears under a baseline and its experiments; keep one copy per seed.
+    rows = rows.drop_duplicates(subset=[*student, "seed", "dev_score", *KNOBS])
+    setting = [*student, *KNOBS]
+    means = (rows.groupby(setting, dropna=False, sort=False)
+             .agg(dev_score=("dev_score", "mean"), dev_std=("dev_score", "std"),
+                  seeds=("dev_score", "size"), metric=("metric", "first"),
+                  experiment=("experiment", lambda names: ", ".join(dict.fromkeys(names))))
+             .reset_index())
+    best = means.sort_values("dev_score", ascending=False, kind="stable").groupby(student, sort=True).head(1)
+    counts = means.groupby(student).size().rename("candidates")
+    columns = [*student, "dev_score", "dev_std", "seeds", "metric", *KNOBS, "experiment", "candidates"]
+    best = best.join(counts, on=student).sort_values(["task", "depth", "strategy"]).reset_index(drop=True)
+    return best[columns]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -212,6 +212,8 @@ def _start(stage: str, params: Mapping[str, Any], tags: dict[str, Any], uri: str
     parent = _group_parent(client, exp_id, group, commit)
     run_tags["mlflow.parentRunId"] = parent
     label = "-".join(str(tags[k]) for k in ("task", "strategy", "depth") if k in tags)
+    if "seed" in tags:
+        label += f"-s{tags['seed']}"
     run = client.create_run(exp_id, run_name=f"{stage}@{label}" if label else stage,
                             tags=run_tags)
     handle = StageRun(stage, uri, client, run.info.run_id, parent)

@@ -13,7 +13,7 @@ from pkd.training import train_model
 
 
 def main() -> None:
-    args = stage_args("task", "strategy", "depth")
+    args = stage_args("task", "strategy", "depth", "seed")
     params = load_checked_params()
     task = get_task(args.task)
     if args.strategy not in params.student.strategies:
@@ -27,21 +27,23 @@ def main() -> None:
     layers = None
     if STRATEGY_LAYER_MAP[args.strategy] and strategy.beta > 0:
         layers = layer_map(STRATEGY_LAYER_MAP[args.strategy], cache.num_layers, args.depth)
-    name = paths.student_name(args.strategy, args.depth)
-    tracked = {"student": student.model_dump(), "strategy": strategy.model_dump(), "teacher_layers": layers, "seed": params.seed, "pooling": params.pooling}
-    tags = {"task": task.name, "strategy": args.strategy, "depth": args.depth}
+    name = paths.student_name(args.strategy, args.depth, args.seed)
+    # student.seeds lists every seed of the matrix; this run is one of them.
+    settings = student.model_dump(exclude={"seeds"})
+    tracked = {"student": settings, "strategy": strategy.model_dump(), "teacher_layers": layers, "seed": args.seed, "pooling": params.pooling}
+    tags = {"task": task.name, "strategy": args.strategy, "depth": args.depth, "seed": args.seed}
     with stage_run("distill", params=tracked, tags=tags) as run:
         history = train_model(
-            build_student(params.teacher.checkpoint, args.depth, task, student.init, teacher_dir, seed=params.seed, pooling=params.pooling),
+            build_student(params.teacher.checkpoint, args.depth, task, student.init, teacher_dir, seed=args.seed, pooling=params.pooling),
             load_tokenizer(params.teacher.checkpoint),
             task=task,
             train=splits["train"],
             dev=splits[task.dev_splits[0]],
             params=student,
             learning_rate=params.student_learning_rate(args.strategy),
-            seed=params.seed,
+            seed=args.seed,
             checkpoint_dir=paths.checkpoints(f"{task.name}-{name}-{config_hash(tracked)}"),
-            model_out=paths.student_model(task.name, args.strategy, args.depth),
+            model_out=paths.student_model(task.name, args.strategy, args.depth, args.seed),
             history_out=paths.history(task.name, name),
             cache=cache,
             alpha=strategy.alpha,

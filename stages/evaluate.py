@@ -21,16 +21,18 @@ def main() -> None:
     task = get_task(args.task)
     splits = load_from_disk(str(paths.prepared(task.name)))
     teacher_depth = checkpoint_depth(params.teacher.checkpoint)
-    models = [("teacher", None, teacher_depth, paths.teacher_model(task.name))]
+    # The teacher's seed is the top-level one; each student has its own.
+    models = [("teacher", None, teacher_depth, params.seed, paths.teacher_model(task.name))]
     for strategy in params.student.strategies:
         for depth in params.student.depths:
-            name = paths.student_name(strategy, depth)
-            models.append((name, strategy, depth, paths.student_model(task.name, strategy, depth)))
-    for _, _, _, model_dir in models:  # all present before any work
+            for seed in params.student.seeds:
+                name = paths.student_name(strategy, depth, seed)
+                models.append((name, strategy, depth, seed, paths.student_model(task.name, strategy, depth, seed)))
+    for *_, model_dir in models:  # all present before any work
         if not model_dir.is_dir():
             raise FileNotFoundError(f"{model_dir}: model directory not found")
-    for name, strategy, depth, model_dir in models:
-        tags = {"task": task.name, "strategy": strategy or "teacher", "depth": depth}
+    for name, strategy, depth, seed, model_dir in models:
+        tags = {"task": task.name, "strategy": strategy or "teacher", "depth": depth, "seed": seed}
         with stage_run("evaluate", params={"model_dir": str(model_dir)}, tags=tags) as run:
             model = load_classifier(model_dir)
             with atomic_dir(paths.predictions(task.name, name)) as tmp:
@@ -40,6 +42,7 @@ def main() -> None:
                 "model": name,
                 "role": "student" if strategy else "teacher",
                 "strategy": strategy,
+                "seed": seed,
                 "depth": model.config.num_hidden_layers,
                 "teacher_depth": teacher_depth,
                 "main_metric": task.main_metric,

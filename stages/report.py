@@ -15,7 +15,8 @@ def main() -> None:
         "student depths": ", ".join(map(str, params.student.depths)),
         "strategies": ", ".join(params.student.strategies),
         "student init": params.student.init,
-        "seed": params.seed,
+        "seed (teacher, data)": params.seed,
+        "student seeds": ", ".join(map(str, params.student.seeds)),
     }
     with stage_run("report", params=config, tags={}) as run:
         outputs = build_report(paths.METRICS, paths.REPORTS, config)

@@ -44,13 +44,13 @@ def test_repro_produces_every_output(repo):
     strategies = ["ft", "kd", "pkd_skip", "pkd_last"]
     assert ran_stages(log) == {
         f"prepare@{TASK}", f"teacher@{TASK}", f"teacher_cache@{TASK}", f"evaluate@{TASK}", "timing", "report",
-        *(f"distill@{TASK}-{s}-2" for s in strategies),
+        *(f"distill@{TASK}-{s}-2-42" for s in strategies),
     }
     for name in ["report.md", "report.html", "table1_main.csv", "table2_skip_vs_last.csv", "table3_inference.csv",
                  "fig_metric_vs_depth.png", "fig_train_vs_dev.png", "fig_accuracy_vs_speedup.png"]:
         assert (root / "reports" / name).stat().st_size > 0
     assert (root / "cache/teacher" / TASK / "manifest.json").exists()
-    assert (root / "metrics/eval" / TASK / "pkd_skip-2.json").exists()
+    assert (root / "metrics/eval" / TASK / "pkd_skip-2-s42.json").exists()
     assert not list((root / "runs").glob("checkpoints/*")), "checkpoints are removed after success"
 
 
@@ -60,7 +60,7 @@ def test_unchanged_tree_reproduces_nothing(repo):
     assert ran_stages(log) == set()
     assert "Data and pipelines are up to date" in log or "didn't change" in log
     metrics = run(["dvc", "metrics", "show", "--json"], root, env)
-    assert "pkd_last-2.json" in metrics and "timing.json" in metrics
+    assert "pkd_last-2-s42.json" in metrics and "timing.json" in metrics
 
 
 def test_mlflow_has_a_run_per_stage_with_tags(repo):
@@ -76,6 +76,7 @@ def test_mlflow_has_a_run_per_stage_with_tags(repo):
     distill = [r for r in runs if r.data.tags.get("pkd.stage") == "distill"]
     assert {r.data.tags["pkd.strategy"] for r in distill} == {"ft", "kd", "pkd_skip", "pkd_last"}
     assert {r.data.tags["pkd.depth"] for r in distill} == {"2"}
+    assert {r.data.tags["pkd.seed"] for r in distill} == {"42"}
     groups = {r.data.tags.get("pkd.run_group") for r in runs}
     assert len(groups) == 1 and None not in groups  # one repro, one group
 
@@ -153,9 +154,9 @@ def test_ddp_cache_equals_single_process_and_distill_runs_under_torchrun(repo, t
             assert a["idx"].tolist() == b["idx"].tolist() == sorted(a["idx"].tolist())
             for key in ("logits", "cls"):
                 assert (a[key] - b[key]).abs().max() < 1e-5, key
-        student = root / "models/students" / TASK / "pkd_skip-2"
+        student = root / "models/students" / TASK / "pkd_skip-2-s42"
         shutil.rmtree(student)
-        log = run([*torchrun, "stages/distill.py", "--task", TASK, "--strategy", "pkd_skip", "--depth", "2"], root, ddp_env)
+        log = run([*torchrun, "stages/distill.py", "--task", TASK, "--strategy", "pkd_skip", "--depth", "2", "--seed", "42"], root, ddp_env)
         assert (student / "model.safetensors").exists(), log[-2000:]
     finally:
         run(["dvc", "checkout", "--force"], root, env)
@@ -167,7 +168,22 @@ def test_changing_one_strategy_reruns_only_its_students(repo):
     params["strategies"]["kd"]["alpha"] = 0.3  # not a value the queued sweep ran (DVC run-cache)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     log = run(["dvc", "repro"], root, env)
-    assert ran_stages(log) == {f"distill@{TASK}-kd-2", f"evaluate@{TASK}", "report"}
+    assert ran_stages(log) == {f"distill@{TASK}-kd-2-42", f"evaluate@{TASK}", "report"}
+
+
+def test_adding_a_seed_trains_only_the_new_students(repo):
+    root, env, _ = repo
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["student"]["seeds"] = [42, 7]
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    log = run(["dvc", "repro"], root, env)
+    strategies = ["ft", "kd", "pkd_skip", "pkd_last"]
+    assert ran_stages(log) == {*(f"distill@{TASK}-{s}-2-7" for s in strategies), f"evaluate@{TASK}", "report"}
+    record = json.loads((root / "metrics/eval" / TASK / "kd-2-s7.json").read_text())
+    assert record["seed"] == 7 and record["strategy"] == "kd"
+    assert "| KD | 2 | 2 |" in (root / "reports/report.md").read_text()  # two seeds in the cell
+    paired = (root / "reports/table1_paired_differences.csv").read_text()
+    assert "PKD-Skip − KD" in paired
 
 
 def test_bad_params_stop_repro_with_the_key_named(repo):

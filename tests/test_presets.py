@@ -87,8 +87,8 @@ def test_paper_preset_runs_offline_on_stand_ins(tmp_path):
     params["teacher"].update(checkpoint=str(save_tiny_bert(tmp_path / "bert-12", layers=12)), epochs=1, train_eval_samples=8)
     params["student"].update(epochs=1, train_eval_samples=8)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run_cmd(["dvc", "repro", "distill@sst2-pkd_skip-6", "distill@mnli-pkd_last-3"], repo, env)
-    for task, name, depth in (("sst2", "pkd_skip-6", 6), ("mnli", "pkd_last-3", 3)):
+    run_cmd(["dvc", "repro", "distill@sst2-pkd_skip-6-42", "distill@mnli-pkd_last-3-42"], repo, env)
+    for task, name, depth in (("sst2", "pkd_skip-6-s42", 6), ("mnli", "pkd_last-3-s42", 3)):
         config = json.loads((repo / "models/students" / task / name / "config.json").read_text())
         assert config["num_hidden_layers"] == depth
     manifest = json.loads((repo / "cache/teacher/mnli/manifest.json").read_text())

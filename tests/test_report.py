@@ -12,14 +12,14 @@ TEACHER_DEPTH = 6
 # model -> (mnli dev_matched acc, mnli dev_mismatched acc, mrpc f1, mrpc acc)
 SCORES = {
     "teacher": (0.840, 0.850, 0.900, 0.870),
-    "ft-3": (0.750, 0.760, 0.860, 0.820),
-    "kd-3": (0.760, 0.770, 0.881, 0.840),
-    "pkd_skip-3": (0.780, 0.790, 0.885, 0.846),
-    "pkd_last-3": (0.770, 0.775, 0.883, 0.843),
-    "ft-2": (0.700, 0.710, 0.820, 0.780),
-    "kd-2": (0.710, 0.720, 0.830, 0.790),
-    "pkd_skip-2": (0.720, 0.731, 0.840, 0.800),
-    "pkd_last-2": (0.715, 0.725, 0.835, 0.795),
+    "ft-3-s42": (0.750, 0.760, 0.860, 0.820),
+    "kd-3-s42": (0.760, 0.770, 0.881, 0.840),
+    "pkd_skip-3-s42": (0.780, 0.790, 0.885, 0.846),
+    "pkd_last-3-s42": (0.770, 0.775, 0.883, 0.843),
+    "ft-2-s42": (0.700, 0.710, 0.820, 0.780),
+    "kd-2-s42": (0.710, 0.720, 0.830, 0.790),
+    "pkd_skip-2-s42": (0.720, 0.731, 0.840, 0.800),
+    "pkd_last-2-s42": (0.715, 0.725, 0.835, 0.795),
 }
 CONFIG = {
     "preset": "tiny",
@@ -38,11 +38,11 @@ def _write(path: Path, obj) -> None:
 
 def _eval_record(task: str, model: str, splits: dict, metric_names: list[str]) -> dict:
     if model == "teacher":
-        role, strategy, depth = "teacher", None, TEACHER_DEPTH
+        role, strategy, depth, seed = "teacher", None, TEACHER_DEPTH, 42
     else:
-        strategy, depth = model.rsplit("-", 1)
-        role, depth = "student", int(depth)
-    return {"task": task, "model": model, "role": role, "strategy": strategy,
+        strategy, depth, seed = model.rsplit("-", 2)
+        role, depth, seed = "student", int(depth), int(seed.removeprefix("s"))
+    return {"task": task, "model": model, "role": role, "strategy": strategy, "seed": seed,
             "depth": depth, "teacher_depth": TEACHER_DEPTH, "main_metric": "accuracy",
             "metric_names": metric_names, "splits": splits}
 
@@ -118,7 +118,8 @@ def test_writes_every_output_and_nothing_else(report):
 def test_table1_layout_and_cells(report):
     paths, _ = report
     t1 = _csv(paths["table1_main.csv"])
-    assert list(t1.columns) == ["Model", "Layers", "mrpc", "mnli-m", "mnli-mm", "Average"]
+    assert list(t1.columns) == ["Model", "Layers", "Seeds", "mrpc", "mnli-m", "mnli-mm", "Average"]
+    assert set(t1["Seeds"]) == {"1"}
     assert list(zip(t1["Model"], t1["Layers"])) == [
         ("Teacher", "6"), ("FT", "3"), ("KD", "3"), ("PKD", "3"),
         ("FT", "2"), ("KD", "2"), ("PKD", "2")]
@@ -163,11 +164,11 @@ def test_table3_inference(report):
 def test_markdown_has_numbers_config_and_sources(report):
     paths, _ = report
     md = paths["report.md"].read_text()
-    assert "| KD | 3 | 88.1/84.0 | 76.0 | 77.0 | 79.0 |" in md
-    assert "| Teacher | 6 | 90.0/87.0 | 84.0 | 85.0 | 85.3 |" in md
+    assert "| KD | 3 | 1 | 88.1/84.0 | 76.0 | 77.0 | 79.0 |" in md
+    assert "| Teacher | 6 | 1 | 90.0/87.0 | 84.0 | 85.0 | 85.3 |" in md
     assert "PKD-Skip, the paper's main method" in md
     assert "models/teacher-6L" in md and "| seed | 42 |" in md
-    assert "`eval/mrpc/kd-3.json`" in md and "`train/mnli/pkd_skip-2.json`" in md
+    assert "`eval/mrpc/kd-3-s42.json`" in md and "`train/mnli/pkd_skip-2-s42.json`" in md
     assert "`timing.json`" in md and "sweep_best.json" in md
     for name in ("fig_metric_vs_depth.png", "fig_train_vs_dev.png",
                  "fig_accuracy_vs_speedup.png"):
@@ -204,18 +205,18 @@ def test_task_order_from_comma_string_and_score_histories(tmp_path):
         path.write_text(json.dumps(history))
     paths = build_report(metrics, tmp_path / "out", {"tasks": "mrpc, mnli"})
     t1 = _csv(paths["table1_main.csv"])
-    assert list(t1.columns)[2:5] == ["mrpc", "mnli-m", "mnli-mm"]
+    assert list(t1.columns)[3:6] == ["mrpc", "mnli-m", "mnli-mm"]
     assert paths["fig_train_vs_dev.png"].read_bytes().startswith(PNG_MAGIC)
 
 
 def test_missing_cell_blanks_the_average(tmp_path):
     metrics = write_fixture(tmp_path)
-    (metrics / "eval" / "mnli" / "kd-2.json").unlink()
+    (metrics / "eval" / "mnli" / "kd-2-s42.json").unlink()
     shutil.rmtree(metrics / "train")
     (metrics / "timing.json").unlink()
     paths = build_report(metrics, tmp_path / "out", {"seed": 1})
     t1 = _csv(paths["table1_main.csv"])
-    assert list(t1.columns)[2:5] == ["mnli-m", "mnli-mm", "mrpc"]  # no order given: sorted
+    assert list(t1.columns)[3:6] == ["mnli-m", "mnli-mm", "mrpc"]  # no order given: sorted
     assert _cell(t1, "KD", "2", "mnli-m") == "-"
     assert _cell(t1, "KD", "2", "mrpc") == "83.0/79.0"
     assert _cell(t1, "KD", "2", "Average") == "-"
@@ -235,6 +236,51 @@ def test_empty_metrics_dir_raises_naming_it(tmp_path):
 def test_misplaced_eval_file_raises(tmp_path):
     metrics = write_fixture(tmp_path)
     # kd-3's numbers under kd-2's name: the content disagrees with the path
-    (metrics / "eval" / "mrpc" / "kd-3.json").replace(metrics / "eval" / "mrpc" / "kd-2.json")
-    with pytest.raises(ValueError, match="kd-2.json"):
+    (metrics / "eval" / "mrpc" / "kd-3-s42.json").replace(metrics / "eval" / "mrpc" / "kd-2-s42.json")
+    with pytest.raises(ValueError, match="kd-2-s42.json"):
         build_report(metrics, tmp_path / "out", CONFIG)
+
+
+# Three seeds of KD and PKD-Skip at depth 3 on MRPC (accuracy is the main metric):
+# per-seed PKD-Skip - KD = +1, +2, +3 points (mean 2, sd 1) on mrpc -> t-interval
+# 2 ± 4.303 / sqrt(3) = [-0.5, +4.5]: spans 0; FT is 5 points below KD on every seed.
+SEEDED = {
+    "ft-3": [(0.80, 0.75), (0.81, 0.76), (0.82, 0.77)],
+    "kd-3": [(0.85, 0.80), (0.86, 0.81), (0.87, 0.82)],
+    "pkd_skip-3": [(0.86, 0.81), (0.88, 0.83), (0.90, 0.85)],
+    "pkd_last-3": [(0.85, 0.80), (0.86, 0.80), (0.87, 0.80)],
+}
+
+
+def write_seeded_fixture(root: Path) -> Path:
+    metrics = root / "metrics"
+    _write(metrics / "eval" / "mrpc" / "teacher.json", _eval_record(
+        "mrpc", "teacher", {"dev": {"f1": 0.9, "accuracy": 0.86, "n": 408}}, ["f1", "accuracy"]))
+    for group, runs in SEEDED.items():
+        for seed, (f1, acc) in zip((1, 2, 3), runs):
+            model = f"{group}-s{seed}"
+            _write(metrics / "eval" / "mrpc" / f"{model}.json", _eval_record(
+                "mrpc", model, {"dev": {"f1": f1, "accuracy": acc, "n": 408}}, ["f1", "accuracy"]))
+    return metrics
+
+
+def test_seeds_give_mean_std_cells_and_paired_intervals(tmp_path):
+    paths = build_report(write_seeded_fixture(tmp_path), tmp_path / "out", {"tasks": ["mrpc"]})
+    t1 = _csv(paths["table1_main.csv"])
+    assert _cell(t1, "KD", "3", "Seeds") == "3" and _cell(t1, "Teacher", "6", "Seeds") == "1"
+    # KD: F1 86.0 ± 1.0, accuracy 81.0 ± 1.0 (sample std over 3 seeds)
+    assert _cell(t1, "KD", "3", "mrpc") == "86.0±1.0/81.0±1.0"
+    assert _cell(t1, "PKD", "3", "mrpc") == "88.0±2.0/83.0±2.0"
+    assert _cell(t1, "PKD", "3", "Average") == "83.0±2.0"
+    paired = _csv(paths["table1_paired_differences.csv"])
+    row = paired[(paired["Comparison"] == "PKD-Skip − KD") & (paired["Column"] == "mrpc")].iloc[0]
+    assert (row["Seeds"], row["Mean difference"], row["95% interval"]) == ("3", "+2.0", "[-0.5, +4.5]")
+    assert row["Verdict"] == "no measurable difference"
+    row = paired[(paired["Comparison"] == "KD − FT") & (paired["Column"] == "mrpc")].iloc[0]
+    # every seed +5.0: sd 0, the interval is the point +5 and excludes 0
+    assert (row["Mean difference"], row["95% interval"], row["Verdict"]) == ("+5.0", "[+5.0, +5.0]", "KD > FT")
+    row = paired[(paired["Comparison"] == "PKD-Skip − PKD-Last") & (paired["Column"] == "mrpc")].iloc[0]
+    # +1, +3, +5: mean 3, sd 2, half-width 4.303 * 2 / sqrt(3) = 4.97 -> [-2.0, +8.0]
+    assert (row["Mean difference"], row["95% interval"], row["Verdict"]) == ("+3.0", "[-2.0, +8.0]", "no measurable difference")
+    md = paths["report.md"].read_text()
+    assert "Paired t-interval over seeds" in md and "no measurable difference" in md

@@ -76,3 +76,22 @@ def test_command_writes_json_and_prints_markdown(tmp_path, capsys):
     assert "| builtin_pair" in out and "exp-b" in out
     rows = json.loads((tmp_path / "best.json").read_text())
     assert {(r["strategy"], r["dev_score"]) for r in rows} == {("kd", 0.85), ("pkd_skip", 0.86)}
+
+
+def seeded_revision(rev, beta, scores_by_seed):
+    metrics = {f"metrics/eval/mrpc/pkd_skip-3-s{seed}.json": eval_record(score, task="mrpc")
+               for seed, score in scores_by_seed.items()}
+    return {"rev": rev, "name": rev, "data": {"rev": rev, "metrics": metrics, "params": {"params.yaml": {"data": {
+        "student": {"learning_rate": 1e-4},
+        "strategies": {"pkd_skip": {"alpha": 0.7, "beta": beta, "temperature": 10.0, "learning_rate": None}},
+    }}}}}
+
+
+def test_seeds_are_averaged_before_the_best_setting_is_picked():
+    # beta=500 has the single best seed (0.90) but the lower mean (0.80 vs 0.84).
+    exps = [seeded_revision("exp-lucky", 500.0, {1: 0.90, 2: 0.70, 3: 0.80}),
+            seeded_revision("exp-steady", 100.0, {1: 0.83, 2: 0.84, 3: 0.85})]
+    row = best_on_dev(collect_experiments(exps)).iloc[0]
+    assert row["beta"] == 100.0 and row["experiment"] == "exp-steady"
+    assert row["seeds"] == 3 and abs(row["dev_score"] - 0.84) < 1e-12
+    assert abs(row["dev_std"] - 0.01) < 1e-12 and row["candidates"] == 2

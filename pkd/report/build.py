@@ -10,13 +10,14 @@ from typing import Any
 
 import pandas as pd
 
-from pkd.report import figures, tables
+from pkd.report import figures, stats, tables
 from pkd.report.load import Metrics, load_metrics
 from pkd.report.render import Block, Bullets, Heading, Image, Para, Table, to_html, to_markdown
 
 TITLE = "Patient Knowledge Distillation: reproduction report"
 OUTPUTS = (
-    "table1_main.csv", "table2_skip_vs_last.csv", "table3_inference.csv",
+    "table1_main.csv", "table1_paired_differences.csv", "table2_skip_vs_last.csv",
+    "table3_inference.csv",
     "fig_metric_vs_depth.png", "fig_train_vs_dev.png", "fig_accuracy_vs_speedup.png",
     "report.md", "report.html",
 )
@@ -60,7 +61,8 @@ def _column_notes(m: Metrics, columns: list[tables.Column]) -> list[str]:
     return notes
 
 
-def _speedup_points(m: Metrics, sc: pd.DataFrame, columns: list[tables.Column]) -> pd.DataFrame:
+def _speedup_points(m: Metrics, summ: pd.DataFrame) -> pd.DataFrame:
+    """One point per method and depth: its average main metric (mean over seeds)."""
     by_depth, teacher_speed = {}, None
     for r in (m.timing or {}).get("models", []):
         speed = (r.get("speedup") or {}).get("throughput_b32_dev")
@@ -69,16 +71,14 @@ def _speedup_points(m: Metrics, sc: pd.DataFrame, columns: list[tables.Column]) 
         elif r.get("depth") is not None:
             by_depth[int(r["depth"])] = speed
     rows = []
-    for model, grp in sc.groupby("model", sort=False):
-        first = grp.iloc[0]
-        teacher = first["role"] == "teacher"
-        avg = tables.average_main(sc, model, columns)
-        method = "Teacher" if teacher else tables.METHOD_LABELS[first["strategy"]]
+    for _, r in summ[summ["column"] == tables.AVERAGE].iterrows():
+        teacher = r["role"] == "teacher"
+        method = "Teacher" if teacher else tables.METHOD_LABELS[r["strategy"]]
         rows.append({
-            "label": f"{method} {first['depth']}L",
-            "strategy": None if teacher else first["strategy"],
-            "speedup": teacher_speed if teacher else by_depth.get(int(first["depth"])),
-            "score": None if avg is None else 100 * avg,
+            "label": f"{method} {r['depth']}L",
+            "strategy": None if teacher else r["strategy"],
+            "speedup": teacher_speed if teacher else by_depth.get(int(r["depth"])),
+            "score": None if r["main"] is None or pd.isna(r["main"]) else 100 * r["main"],
         })
     return pd.DataFrame.from_records(rows, columns=["label", "strategy", "speedup", "score"])
 
@@ -103,11 +103,15 @@ def _timing_notes(timing: dict[str, Any] | None) -> list[str]:
 
 
 def _blocks(m: Metrics, config: dict[str, Any], split: str, t1: pd.DataFrame,
-            t2: pd.DataFrame, t3: pd.DataFrame, figs: dict[str, bytes],
-            columns: list[tables.Column]) -> list[Block]:
+            paired: pd.DataFrame, t2: pd.DataFrame, t3: pd.DataFrame,
+            figs: dict[str, bytes], columns: list[tables.Column]) -> list[Block]:
     col_notes = _column_notes(m, columns)
     avg_note = (f"Average: mean of the main metric over the {len(columns)} score columns, "
-                "computed from unrounded values; `-` where a column is missing.")
+                "per seed and from unrounded values, then mean±std over seeds; `-` where a "
+                "column is missing.")
+    seed_note = ("Seeds: the number of students (one per seed) behind each cell; a cell is "
+                 "their mean ± sample standard deviation (ddof 1), or the single value. The "
+                 "teacher is one model.")
     blocks: list[Block] = [
         Heading(TITLE, 1),
         Para(f"Every number in this report is read from the metrics files listed under "
@@ -119,15 +123,23 @@ def _blocks(m: Metrics, config: dict[str, Any], split: str, t1: pd.DataFrame,
         Table(t1, f"Table 1. Teacher and students ({split}); "
                   "FT = fine-tuned on labels, KD = soft labels, PKD = PKD-Skip", [
             "PKD here is PKD-Skip, the paper's main method; Table 2 compares it with PKD-Last.",
-            "Layers: encoder layers of the model (teacher N, student M).",
+            "Layers: encoder layers of the model (teacher N, student M).", seed_note,
             *col_notes, avg_note,
             "The paper's Table 1 reports GLUE test-server scores; compare these "
             f"{split} scores with the authors' own dev results.",
         ]),
+        Heading("Paired differences between methods"),
+        Table(paired, f"Paired differences ({split}, main metric, points x100)", [
+            stats.METHOD,
+            "An interval that contains 0 reads \"no measurable difference\", whatever the "
+            "sign of the mean: the methods are then not ordered by this run.",
+            "Column `Average`: the per-seed average over all score columns.",
+        ]),
         Heading("Table 2: PKD-Skip vs PKD-Last"),
         Table(t2, f"Table 2. Which teacher layers to learn from ({split})", [
             "PKD-Skip matches every (N/M)-th teacher layer; PKD-Last the last M-1 layers "
-            "below the top. Cells as in Table 1.", avg_note,
+            "below the top. Cells as in Table 1; their paired difference is in the table "
+            "above.", avg_note,
         ]),
         Heading("Table 3: inference cost"),
         Table(t3, "Table 3. Parameters, latency, throughput and speed-up vs the teacher",
@@ -180,22 +192,26 @@ def build_report(metrics_dir: Path, out_dir: Path, config: dict[str, Any],
     tasks = tables.task_order(m.evals, config.get("tasks") if isinstance(config, dict) else None)
     columns = tables.score_columns(m.evals, split, tasks)
     sc = tables.scores(m, columns)
-    t1 = tables.table1_main(m, sc, columns)
-    t2 = tables.table2_skip_vs_last(m, sc, columns)
+    summ = tables.summary(sc, columns)
+    t1 = tables.table1_main(m, summ, columns)
+    paired = tables.paired_differences(m, sc, columns)
+    t2 = tables.table2_skip_vs_last(m, summ, columns)
     t3 = tables.table3_inference(m.timing)
 
     mains = set(m.evals["main_metric"])
     metric_label = f"{split} {'accuracy' if mains == {'accuracy'} else 'main metric'} (%)"
     figs = {
-        "fig_metric_vs_depth.png": figures.metric_vs_depth(sc, columns, metric_label),
+        "fig_metric_vs_depth.png": figures.metric_vs_depth(
+            summ[summ["column"] != tables.AVERAGE], columns, metric_label),
         "fig_train_vs_dev.png": figures.train_vs_dev(
             m.histories, tasks, tables.student_depths(m.evals)),
         "fig_accuracy_vs_speedup.png": figures.accuracy_vs_speedup(
-            _speedup_points(m, sc, columns), f"average {metric_label}"),
+            _speedup_points(m, summ), f"average {metric_label}"),
     }
-    blocks = _blocks(m, dict(config), split, t1, t2, t3, figs, columns)
+    blocks = _blocks(m, dict(config), split, t1, paired, t2, t3, figs, columns)
     contents: dict[str, bytes] = {
         "table1_main.csv": t1.to_csv(index=False).encode(),
+        "table1_paired_differences.csv": paired.to_csv(index=False).encode(),
         "table2_skip_vs_last.csv": t2.to_csv(index=False).encode(),
         "table3_inference.csv": t3.to_csv(index=False).encode(),
         **figs,

@@ -97,7 +97,7 @@ def _curve_keys(run: pd.DataFrame) -> tuple[str, str | None] | None:
 
 def train_vs_dev(histories: pd.DataFrame, tasks: Sequence[str], depths: Sequence[int]) -> bytes:
     """(b) the paper's overfitting figure: train (solid) and dev (dashed) accuracy per
-    epoch for KD and PKD-Skip; a row per student depth, a column per task."""
+    epoch for KD and PKD-Skip (mean over seeds); a row per student depth, a column per task."""
     methods = ("kd", "pkd_skip")
     hist = histories[histories["strategy"].isin(methods)] if not histories.empty else histories
     if hist.empty or not any(k in hist.columns for k in ("train_accuracy", "train_score")):
@@ -115,7 +115,9 @@ def train_vs_dev(histories: pd.DataFrame, tasks: Sequence[str], depths: Sequence
                 continue
             for strategy in methods:
                 run = hist[(hist["depth"] == d) & (hist["task"] == t)
-                           & (hist["strategy"] == strategy)].sort_values("epoch")
+                           & (hist["strategy"] == strategy)]
+                # One curve per method: the mean over its seeds, epoch by epoch.
+                run = run.groupby("epoch", as_index=False).mean(numeric_only=True)
                 if run.empty:
                     continue
                 keys = _curve_keys(run)

@@ -7,6 +7,7 @@ lays them out as DataFrames, remembering which file each row came from.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from typing import Any
 import pandas as pd
 
 STRATEGIES = ("ft", "kd", "pkd_skip", "pkd_last")
+# pkd.paths.student_name: "<strategy>-<depth>-s<seed>"; files from before seeds lack "-s<seed>".
+STUDENT_NAME = re.compile(rf"(?P<strategy>{'|'.join(STRATEGIES)})-(?P<depth>\d+)(?:-s(?P<seed>\d+))?")
 _EVAL_KEYS = ("task", "model", "role", "depth", "main_metric", "metric_names", "splits")
 
 
@@ -22,10 +25,10 @@ class Metrics:
     """Everything the report is built from.
 
     evals: one row per (task, model, split, metric) with columns task, model, role,
-        strategy, depth, teacher_depth, main_metric, metric_names (tuple), split,
+        strategy, seed, depth, teacher_depth, main_metric, metric_names (tuple), split,
         metric, value, n, source.
     histories: one row per (task, model, epoch); columns task, model, strategy,
-        depth, epoch and whatever per-epoch keys the files hold.
+        depth, seed, epoch and whatever per-epoch keys the files hold.
     timing: the parsed timing.json, or None. sweep: sweep_best.json as a DataFrame,
         or None. sources: every file read, relative to metrics_dir.
     """
@@ -71,6 +74,7 @@ def _eval_rows(path: Path, source: str) -> list[dict[str, Any]]:
         "model": data["model"],
         "role": data["role"],
         "strategy": strategy,
+        "seed": data.get("seed"),
         "depth": int(data["depth"]),
         "teacher_depth": data.get("teacher_depth", data["depth"] if strategy is None else None),
         "main_metric": data["main_metric"],
@@ -93,11 +97,10 @@ def _history_rows(path: Path, source: str) -> list[dict[str, Any]]:
     if not isinstance(data, list) or not all(isinstance(r, dict) and "epoch" in r for r in data):
         raise ValueError(f"{path}: expected a JSON list of per-epoch records with 'epoch'")
     model = path.stem
-    strategy, _, depth = model.rpartition("-")
-    if model == "teacher" or strategy not in STRATEGIES:
-        strategy, depth = None, None
+    match = STUDENT_NAME.fullmatch(model)
+    strategy, depth, seed = (match["strategy"], int(match["depth"]), match["seed"]) if match else (None, None, None)
     base = {"task": path.parent.name, "model": model, "strategy": strategy,
-            "depth": int(depth) if depth else None, "source": source}
+            "depth": depth, "seed": None if seed is None else int(seed), "source": source}
     return [{**base, **record} for record in data]
 
 
@@ -144,7 +147,7 @@ def load_metrics(metrics_dir: Path) -> Metrics:
 
     histories = pd.DataFrame.from_records(history_rows)
     if histories.empty:
-        histories = pd.DataFrame(columns=["task", "model", "strategy", "depth", "epoch", "source"])
+        histories = pd.DataFrame(columns=["task", "model", "strategy", "depth", "seed", "epoch", "source"])
     return Metrics(
         metrics_dir=metrics_dir,
         evals=pd.DataFrame.from_records(eval_rows),

@@ -1,8 +1,10 @@
 """The paper's tables as DataFrames of display strings (scores x100, one decimal).
 
 Table 1: Teacher, then FT / KD / PKD (= PKD-Skip) per student depth, one column per
-task (MNLI as -m / -mm), plus the average of the main metrics.
-Table 2: PKD-Skip vs PKD-Last per depth. Table 3: inference cost from timing.json.
+task (MNLI as -m / -mm), plus the average of the main metrics; every cell is the mean
+± sample std over the student seeds, with their count. The paired table compares
+methods seed by seed (pkd/report/stats.py). Table 2: PKD-Skip vs PKD-Last per depth.
+Table 3: inference cost from timing.json.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from typing import Any
 import pandas as pd
 
 from pkd.report.load import Metrics
+from pkd.report.stats import mean_std, paired_t_interval, verdict
 
 METHOD_LABELS = {"ft": "FT", "kd": "KD", "pkd_skip": "PKD-Skip", "pkd_last": "PKD-Last"}
 MISSING = "-"
+AVERAGE = "Average"
 # GLUE's MNLI splits: dev_matched -> "mnli-m", dev_mismatched -> "mnli-mm".
 _SPLIT_SUFFIX = {"matched": "m", "mismatched": "mm"}
 
@@ -67,9 +71,10 @@ def score_columns(evals: pd.DataFrame, split: str, tasks: Sequence[str]) -> list
 
 
 def scores(m: Metrics, columns: Sequence[Column]) -> pd.DataFrame:
-    """Long frame, one row per (model, column): model, role, strategy, depth, column,
-    main (the main metric as a fraction, or None) and cell (display string, e.g.
-    "88.1/84.0" for F1/Acc)."""
+    """Long frame, one row per (model, column): model, group, seed, role, strategy, depth,
+    column, main (the main metric as a fraction, or None) and values ({metric: value}).
+
+    group names a result up to its seed: "teacher", or "<strategy>-<depth>"."""
     ev = m.evals
     rows = []
     for col in columns:
@@ -77,24 +82,66 @@ def scores(m: Metrics, columns: Sequence[Column]) -> pd.DataFrame:
         for model, grp in sub.groupby("model", sort=False):
             first = grp.iloc[0]
             values = dict(zip(grp["metric"], grp["value"]))
-            cell = "/".join(_pct(values.get(name)) for name in first["metric_names"])
+            teacher = first["role"] == "teacher"
             rows.append({
-                "model": model, "role": first["role"], "strategy": first["strategy"],
+                "model": model,
+                "group": "teacher" if teacher else f"{first['strategy']}-{int(first['depth'])}",
+                # A file without a seed (written before seeds existed) counts as one seed.
+                "seed": 0 if pd.isna(first["seed"]) else int(first["seed"]),
+                "role": first["role"], "strategy": first["strategy"],
                 "depth": int(first["depth"]), "column": col.label,
-                "main": values.get(first["main_metric"]), "cell": cell,
+                "main": values.get(first["main_metric"]),
+                "values": {k: values.get(k) for k in first["metric_names"]},
             })
+    return pd.DataFrame.from_records(rows, columns=[
+        "model", "group", "seed", "role", "strategy", "depth", "column", "main", "values"])
+
+
+def _stat_cell(values: Sequence[float]) -> str:
+    """x100, one decimal; "mean±std" over seeds when there are several."""
+    values = [v for v in values if v is not None and not pd.isna(v)]
+    if not values:
+        return MISSING
+    mean, sd = mean_std(values)
+    return _pct(mean) if sd is None else f"{_pct(mean)}±{100 * sd:.1f}"
+
+
+def seed_averages(sc: pd.DataFrame, columns: Sequence[Column]) -> pd.DataFrame:
+    """Per (group, seed): the mean main metric over all columns, or None unless every
+    column has one (an average over a subset of tasks would not be comparable)."""
+    rows = []
+    for (group, seed), grp in sc.groupby(["group", "seed"], sort=False, dropna=False):
+        mains = grp.set_index("column")["main"]
+        vals = [mains.get(c.label) for c in columns]
+        avg = None if any(v is None or pd.isna(v) for v in vals) else sum(vals) / len(vals)
+        rows.append({"group": group, "seed": seed, "average": avg})
+    return pd.DataFrame.from_records(rows, columns=["group", "seed", "average"])
+
+
+def summary(sc: pd.DataFrame, columns: Sequence[Column]) -> pd.DataFrame:
+    """One row per (group, column) plus (group, "Average"): role, strategy, depth, the
+    mean main metric over seeds (fraction), the display cell and n (seeds)."""
+    rows = []
+    for (group, column), grp in sc.groupby(["group", "column"], sort=False):
+        first = grp.iloc[0]
+        names = list(first["values"])
+        cell = "/".join(_stat_cell([v.get(name) for v in grp["values"]]) for name in names)
+        mains = [v for v in grp["main"] if v is not None and not pd.isna(v)]
+        rows.append({"group": group, "role": first["role"], "strategy": first["strategy"],
+                     "depth": int(first["depth"]), "column": column,
+                     "main": mean_std(mains)[0] if mains else None, "cell": cell,
+                     "n": len(grp)})
+    avg = seed_averages(sc, columns)
+    for group, grp in avg.groupby("group", sort=False):
+        vals = [v for v in grp["average"] if v is not None and not pd.isna(v)]
+        first = sc[sc["group"] == group].iloc[0]
+        complete = len(vals) == len(grp)  # every seed has every column
+        rows.append({"group": group, "role": first["role"], "strategy": first["strategy"],
+                     "depth": int(first["depth"]), "column": AVERAGE,
+                     "main": mean_std(vals)[0] if complete else None,
+                     "cell": _stat_cell(vals) if complete else MISSING, "n": len(grp)})
     return pd.DataFrame.from_records(
-        rows, columns=["model", "role", "strategy", "depth", "column", "main", "cell"])
-
-
-def average_main(sc: pd.DataFrame, model: str, columns: Sequence[Column]) -> float | None:
-    """Mean main metric of a model over all columns; None unless every column has one
-    (an average over a subset of tasks would not be comparable across rows)."""
-    mains = sc.loc[sc["model"] == model].set_index("column")["main"]
-    vals = [mains.get(c.label) for c in columns]
-    if any(v is None or pd.isna(v) for v in vals):
-        return None
-    return sum(vals) / len(vals)
+        rows, columns=["group", "role", "strategy", "depth", "column", "main", "cell", "n"])
 
 
 def student_depths(evals: pd.DataFrame) -> list[int]:
@@ -106,36 +153,74 @@ def teacher_layers(evals: pd.DataFrame) -> str:
     return "/".join(map(str, depths)) or MISSING
 
 
-def _table(sc: pd.DataFrame, columns: Sequence[Column],
+def _table(summ: pd.DataFrame, columns: Sequence[Column],
            rows: Sequence[tuple[str, str, str]]) -> pd.DataFrame:
-    """rows: (Model label, Layers, model name in the files); absent models are left out."""
-    cells = sc.set_index(["model", "column"])["cell"]
+    """rows: (Model label, Layers, group); absent groups are left out. Seeds: how many
+    students each cell summarises (mean±std over them)."""
+    cells = summ.set_index(["group", "column"])["cell"]
+    counts = summ.groupby("group")["n"].max()
     records = []
-    for label, layers, model in rows:
-        if model not in set(sc["model"]):
+    for label, layers, group in rows:
+        if group not in counts.index:
             continue
-        rec = {"Model": label, "Layers": layers}
-        for c in columns:
-            rec[c.label] = cells.get((model, c.label), MISSING)
-        rec["Average"] = _pct(average_main(sc, model, columns))
+        rec = {"Model": label, "Layers": layers, "Seeds": str(int(counts[group]))}
+        for c in [*(c.label for c in columns), AVERAGE]:
+            rec[c] = cells.get((group, c), MISSING)
         records.append(rec)
     return pd.DataFrame.from_records(
-        records, columns=["Model", "Layers", *[c.label for c in columns], "Average"])
+        records, columns=["Model", "Layers", "Seeds", *[c.label for c in columns], AVERAGE])
 
 
-def table1_main(m: Metrics, sc: pd.DataFrame, columns: Sequence[Column]) -> pd.DataFrame:
+def table1_main(m: Metrics, summ: pd.DataFrame, columns: Sequence[Column]) -> pd.DataFrame:
     rows = [("Teacher", teacher_layers(m.evals), "teacher")]
     for d in student_depths(m.evals):
         rows += [("FT", str(d), f"ft-{d}"), ("KD", str(d), f"kd-{d}"),
                  ("PKD", str(d), f"pkd_skip-{d}")]
-    return _table(sc, columns, rows)
+    return _table(summ, columns, rows)
 
 
-def table2_skip_vs_last(m: Metrics, sc: pd.DataFrame, columns: Sequence[Column]) -> pd.DataFrame:
+def table2_skip_vs_last(m: Metrics, summ: pd.DataFrame, columns: Sequence[Column]) -> pd.DataFrame:
     rows = []
     for d in student_depths(m.evals):
         rows += [("PKD-Skip", str(d), f"pkd_skip-{d}"), ("PKD-Last", str(d), f"pkd_last-{d}")]
-    return _table(sc, columns, rows)
+    return _table(summ, columns, rows)
+
+
+# The paper's claims, as (better?, than) pairs of strategies.
+COMPARISONS = (("pkd_skip", "kd"), ("pkd_skip", "ft"), ("kd", "ft"), ("pkd_skip", "pkd_last"))
+PAIRED_COLUMNS = ["Comparison", "Layers", "Column", "Seeds", "Mean difference",
+                  "95% interval", "Verdict"]
+
+
+def paired_differences(m: Metrics, sc: pd.DataFrame, columns: Sequence[Column]) -> pd.DataFrame:
+    """Per depth, comparison and score column (plus the average over columns): the mean
+    over seeds of (a - b) in points of the main metric, its paired t-interval and what
+    it shows. Only seeds that both students have are paired."""
+    per_column = sc.set_index(["group", "seed", "column"])["main"]
+    averages = seed_averages(sc, columns).set_index(["group", "seed"])["average"]
+
+    def per_seed(group: str, column: str) -> dict:
+        if column == AVERAGE:
+            return {s: v for (g, s), v in averages.items() if g == group and v is not None}
+        return {s: v for (g, s, c), v in per_column.items()
+                if g == group and c == column and v is not None and not pd.isna(v)}
+
+    records = []
+    for d in student_depths(m.evals):
+        for a, b in COMPARISONS:
+            for column in [*(c.label for c in columns), AVERAGE]:
+                va, vb = per_seed(f"{a}-{d}", column), per_seed(f"{b}-{d}", column)
+                seeds = sorted(set(va) & set(vb))
+                if not seeds:
+                    continue
+                iv = paired_t_interval([100 * (va[s] - vb[s]) for s in seeds])
+                la, lb = METHOD_LABELS[a], METHOD_LABELS[b]
+                records.append(dict(zip(PAIRED_COLUMNS, [
+                    f"{la} − {lb}", str(d), column, str(iv.n), f"{iv.mean:+.1f}",
+                    MISSING if iv.low is None else f"[{iv.low:+.1f}, {iv.high:+.1f}]",
+                    verdict(iv, la, lb),
+                ])))
+    return pd.DataFrame.from_records(records, columns=PAIRED_COLUMNS)
 
 
 TABLE3_COLUMNS = [
