@@ -88,6 +88,10 @@ class StudentParams(TrainParams):
     # One student per seed: the seed sets the fresh head's init and the data order.
     # The teacher, its cache and the data use the top-level `seed`.
     seeds: list[int] = Field(default=[42], min_length=1)
+    # Students may train on a random subset of the training set (the teacher and its
+    # cache use all of it); the subset is drawn with the top-level seed, so it is the
+    # same for every student and seed.
+    max_train_samples: int | None = Field(default=None, gt=0)
     init: Literal["pretrained", "finetuned"] = "pretrained"
     kd_reduction: Literal["mean", "batchmean"] = "mean"
     normalize_patience: bool = True
@@ -169,6 +173,10 @@ def _format_error(err: ValidationError) -> str:
     first = err.errors()[0]
     key = ".".join(str(p) for p in first["loc"])
     msg = first["msg"].removeprefix("Value error, ")
+    # A section validator names its field first ("glue_dir: ..."): make it one dotted key.
+    field, sep, rest = msg.partition(": ")
+    if key and sep and field.isidentifier():
+        key, msg = f"{key}.{field}", rest
     got = first.get("input")
     shown = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
     return f"{key}: {msg}{shown}" if key else f"{msg}{shown}"

@@ -40,14 +40,18 @@ def _yaml() -> YAML:
     return yaml
 
 
-def apply_preset(name: str, params_path: Path = Path("params.yaml"), presets_dir: Path = PRESETS_DIR) -> str:
+def apply_preset(name: str, params_path: Path = Path("params.yaml"), presets_dir: Path = PRESETS_DIR,
+                 glue_dir: str | None = None) -> str:
     preset_path = presets_dir / f"{name}.yaml"
     if not preset_path.is_file():
         available = ", ".join(sorted(p.stem for p in presets_dir.glob("*.yaml"))) or "none"
         raise ConfigError(f"{preset_path}: no such preset; available: {available}")
     yaml = _yaml()
     params = yaml.load(params_path.read_text())
-    overlay(params, YAML(typ="safe").load(preset_path.read_text()))
+    changes = YAML(typ="safe").load(preset_path.read_text())
+    if glue_dir is not None:
+        changes.setdefault("data", {})["glue_dir"] = str(glue_dir)
+    overlay(params, changes)
     buffer = io.StringIO()
     yaml.dump(params, buffer)
     text = buffer.getvalue()
@@ -60,9 +64,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", help="preset name: a file presets/<name>.yaml")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--glue-dir", help="root of a classic GLUE download (sets data.glue_dir)")
     args = parser.parse_args(argv)
     try:
-        apply_preset(args.name, args.params)
+        apply_preset(args.name, args.params, glue_dir=args.glue_dir)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -30,11 +30,16 @@ def training_view(dataset: Dataset) -> Dataset:
     return dataset.select_columns([c for c in TRAIN_COLUMNS if c in dataset.column_names])
 
 
+def random_subset(dataset: Dataset, size: int | None, seed: int) -> Dataset:
+    """A fixed random subset of `size` examples (all of them if size is None or larger)."""
+    if size is None or len(dataset) <= size:
+        return dataset
+    return dataset.shuffle(seed=seed).select(range(size))
+
+
 def train_eval_subset(train: Dataset, size: int, seed: int) -> Dataset:
     """A fixed random subset of train, scored each epoch for train accuracy."""
-    if len(train) <= size:
-        return train
-    return train.shuffle(seed=seed).select(range(size))
+    return random_subset(train, size, seed)
 
 
 def training_arguments(params: TrainParams, *, output_dir: Path, seed: int, learning_rate: float) -> TrainingArguments:

@@ -9,7 +9,7 @@ from pkd.layers import layer_map
 from pkd.models import build_student, load_tokenizer
 from pkd.teacher_cache import load_cache
 from pkd.tracking import stage_run
-from pkd.training import train_model
+from pkd.training import random_subset, train_model
 
 
 def main() -> None:
@@ -37,7 +37,7 @@ def main() -> None:
             build_student(params.teacher.checkpoint, args.depth, task, student.init, teacher_dir, seed=args.seed, pooling=params.pooling),
             load_tokenizer(params.teacher.checkpoint),
             task=task,
-            train=splits["train"],
+            train=random_subset(splits["train"], student.max_train_samples, params.seed),
             dev=splits[task.dev_splits[0]],
             params=student,
             learning_rate=params.student_learning_rate(args.strategy),
