@@ -10,13 +10,14 @@ from typing import Any
 
 import pandas as pd
 
-from pkd.report import figures, stats, tables
+from pkd.report import figures, paper, stats, tables
 from pkd.report.load import Metrics, load_metrics
 from pkd.report.render import Block, Bullets, Heading, Image, Para, Table, to_html, to_markdown
 
 TITLE = "Patient Knowledge Distillation: reproduction report"
 OUTPUTS = (
-    "table1_main.csv", "table1_paired_differences.csv", "table2_skip_vs_last.csv",
+    "table1_main.csv", "table1_paired_differences.csv", "table1_retention.csv",
+    "table2_skip_vs_last.csv",
     "table3_inference.csv",
     "fig_metric_vs_depth.png", "fig_train_vs_dev.png", "fig_accuracy_vs_speedup.png",
     "report.md", "report.html",
@@ -83,6 +84,14 @@ def _speedup_points(m: Metrics, summ: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame.from_records(rows, columns=["label", "strategy", "speedup", "score"])
 
 
+def _authors_blocks(columns: list[tables.Column]) -> list[Block]:
+    if not paper.authors_columns(columns):
+        return []
+    return [Table(paper.authors_table(columns),
+                  "The authors' own dev accuracy for these tasks (BERT-base teacher; PKD.md)",
+                  ["Retention (% of their teacher) in parentheses. MRPC: accuracy."])]
+
+
 def _timing_notes(timing: dict[str, Any] | None) -> list[str]:
     if not timing:
         return ["No `timing.json` was found: run the timing stage to fill this table."]
@@ -103,7 +112,7 @@ def _timing_notes(timing: dict[str, Any] | None) -> list[str]:
 
 
 def _blocks(m: Metrics, config: dict[str, Any], split: str, t1: pd.DataFrame,
-            paired: pd.DataFrame, t2: pd.DataFrame, t3: pd.DataFrame,
+            paired: pd.DataFrame, retention: pd.DataFrame, t2: pd.DataFrame, t3: pd.DataFrame,
             figs: dict[str, bytes], columns: list[tables.Column]) -> list[Block]:
     col_notes = _column_notes(m, columns)
     avg_note = (f"Average: mean of the main metric over the {len(columns)} score columns, "
@@ -135,6 +144,13 @@ def _blocks(m: Metrics, config: dict[str, Any], split: str, t1: pd.DataFrame,
             "sign of the mean: the methods are then not ordered by this run.",
             "Column `Average`: the per-seed average over all score columns.",
         ]),
+        Heading("Retention"),
+        Table(retention, f"Retention: student / teacher main {split} metric (%), mean over seeds", [
+            "In parentheses: the authors' retention at the same compression ratio N/M "
+            "(BERT-base 12L teacher; their 6L students are 2x, their 3L students 4x), from "
+            "their own dev results (PKD.md). Their 3-layer PKD is PKD-Skip.",
+        ]),
+        *_authors_blocks(columns),
         Heading("Table 2: PKD-Skip vs PKD-Last"),
         Table(t2, f"Table 2. Which teacher layers to learn from ({split})", [
             "PKD-Skip matches every (N/M)-th teacher layer; PKD-Last the last M-1 layers "
@@ -195,6 +211,9 @@ def build_report(metrics_dir: Path, out_dir: Path, config: dict[str, Any],
     summ = tables.summary(sc, columns)
     t1 = tables.table1_main(m, summ, columns)
     paired = tables.paired_differences(m, sc, columns)
+    teacher_depths = {int(d) for d in m.evals.loc[m.evals["role"] == "teacher", "depth"]}
+    retention = paper.retention_table(
+        summ, columns, teacher_depths.pop() if len(teacher_depths) == 1 else None)
     t2 = tables.table2_skip_vs_last(m, summ, columns)
     t3 = tables.table3_inference(m.timing)
 
@@ -208,10 +227,11 @@ def build_report(metrics_dir: Path, out_dir: Path, config: dict[str, Any],
         "fig_accuracy_vs_speedup.png": figures.accuracy_vs_speedup(
             _speedup_points(m, summ), f"average {metric_label}"),
     }
-    blocks = _blocks(m, dict(config), split, t1, paired, t2, t3, figs, columns)
+    blocks = _blocks(m, dict(config), split, t1, paired, retention, t2, t3, figs, columns)
     contents: dict[str, bytes] = {
         "table1_main.csv": t1.to_csv(index=False).encode(),
         "table1_paired_differences.csv": paired.to_csv(index=False).encode(),
+        "table1_retention.csv": retention.to_csv(index=False).encode(),
         "table2_skip_vs_last.csv": t2.to_csv(index=False).encode(),
         "table3_inference.csv": t3.to_csv(index=False).encode(),
         **figs,

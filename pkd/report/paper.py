@@ -1,0 +1,74 @@
+"""The authors' own dev-set results (PKD.md, "Anchor numbers"), for side-by-side tables.
+
+From result/glue/result_summary/*_mean.csv in the authors' repository: BERT-base
+(12-layer) teacher, accuracy on dev (MRPC and QQP: accuracy, not F1). Their
+3-layer PKD row is PKD-Skip; they report no 3-layer PKD-Last.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from pkd.report.tables import AVERAGE, METHOD_LABELS, MISSING, Column
+
+AUTHORS_TEACHER_DEPTH = 12
+# (strategy or None for the teacher, depth) -> {column label: dev accuracy %}
+AUTHORS_DEV: dict[tuple[str | None, int], dict[str, float]] = {
+    (None, 12):       {"sst2": 92.6, "mrpc": 86.9, "rte": 69.4, "qnli": 91.1, "mnli-m": 83.5, "qqp": 90.9},
+    ("ft", 6):        {"sst2": 89.7, "mrpc": 82.2, "rte": 66.1, "qnli": 87.4, "mnli-m": 80.2, "qqp": 90.1},
+    ("kd", 6):        {"sst2": 90.8, "mrpc": 82.8, "rte": 67.5, "qnli": 88.7, "mnli-m": 80.8, "qqp": 90.5},
+    ("pkd_skip", 6):  {"sst2": 91.1, "mrpc": 83.5, "rte": 68.2, "qnli": 89.7, "mnli-m": 82.2, "qqp": 90.8},
+    ("pkd_last", 6):  {"sst2": 90.5, "mrpc": 82.8, "rte": 66.8, "qnli": 89.0, "mnli-m": 81.5, "qqp": 90.8},
+    ("ft", 3):        {"sst2": 87.5, "mrpc": 75.2, "rte": 58.3, "qnli": 84.2, "mnli-m": 74.9, "qqp": 88.9},
+    ("kd", 3):        {"sst2": 87.5, "mrpc": 75.3, "rte": 59.4, "qnli": 84.6, "mnli-m": 75.6, "qqp": 89.4},
+    ("pkd_skip", 3):  {"sst2": 88.1, "mrpc": 75.3, "rte": 62.1, "qnli": 85.6, "mnli-m": 77.6, "qqp": 89.5},
+}
+
+
+def authors_columns(columns: list[Column]) -> list[str]:
+    """The run's score columns for which the authors report a dev number."""
+    reported = AUTHORS_DEV[(None, AUTHORS_TEACHER_DEPTH)]
+    return [c.label for c in columns if c.label in reported]
+
+
+def authors_table(columns: list[Column]) -> pd.DataFrame:
+    """The authors' dev accuracy for the run's tasks, retention (% of their teacher) in
+    parentheses."""
+    labels = authors_columns(columns)
+    teacher = AUTHORS_DEV[(None, AUTHORS_TEACHER_DEPTH)]
+    records = []
+    for (strategy, depth), scores in AUTHORS_DEV.items():
+        rec = {"Model": "Teacher" if strategy is None else METHOD_LABELS[strategy],
+               "Layers": str(depth)}
+        for label in labels:
+            value = scores[label]
+            rec[label] = f"{value:.1f}" if strategy is None else f"{value:.1f} ({100 * value / teacher[label]:.1f}%)"
+        records.append(rec)
+    return pd.DataFrame.from_records(records, columns=["Model", "Layers", *labels])
+
+
+def retention_table(summ: pd.DataFrame, columns: list[Column], teacher_depth: int | None) -> pd.DataFrame:
+    """Per student (method, depth): mean main metric over seeds / the teacher's, in %.
+    Beside it, the authors' retention at the same compression ratio N/M (their 12 -> 6
+    is 2x, 12 -> 3 is 4x), where they report one."""
+    mains = summ.set_index(["group", "column"])["main"]
+    labels = [c.label for c in columns] + [AVERAGE]
+    authors_teacher = AUTHORS_DEV[(None, AUTHORS_TEACHER_DEPTH)]
+    students = summ[summ["role"] != "teacher"][["group", "strategy", "depth"]].drop_duplicates()
+    records = []
+    for _, s in students.sort_values(["depth", "strategy"], ascending=[False, True]).iterrows():
+        ratio = teacher_depth / s["depth"] if teacher_depth else None
+        authors_depth = AUTHORS_TEACHER_DEPTH / ratio if ratio else None
+        theirs = AUTHORS_DEV.get((s["strategy"], authors_depth)) if authors_depth else None
+        rec = {"Model": METHOD_LABELS[s["strategy"]], "Layers": str(s["depth"]),
+               "N/M": MISSING if ratio is None else f"{ratio:g}x"}
+        for label in labels:
+            ours, teacher = mains.get((s["group"], label)), mains.get(("teacher", label))
+            cell = MISSING
+            if ours is not None and teacher and not pd.isna(ours):
+                cell = f"{100 * ours / teacher:.1f}"
+            if theirs and label in theirs:
+                cell += f" ({100 * theirs[label] / authors_teacher[label]:.1f})"
+            rec[label] = cell
+        records.append(rec)
+    return pd.DataFrame.from_records(records, columns=["Model", "Layers", "N/M", *labels])
