@@ -65,6 +65,13 @@ class DataParams(_Section):
         return self
 
 
+class TaskOverride(_Section):
+    """Per-task training settings that replace the section's own (e.g. more epochs on MRPC)."""
+
+    epochs: float | None = Field(default=None, gt=0)
+    learning_rate: float | None = Field(default=None, gt=0)
+
+
 class TrainParams(_Section):
     """Optimisation settings shared by the teacher and the students."""
 
@@ -74,6 +81,23 @@ class TrainParams(_Section):
     warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
     weight_decay: float = Field(default=0.01, ge=0)
     train_eval_samples: int = Field(default=1000, gt=0)
+    # Small tasks (MRPC, RTE) need more epochs than SST-2's 67k sentences; the paper
+    # tuned per task too. {task: {epochs, learning_rate}}.
+    per_task: dict[str, TaskOverride] = Field(default_factory=dict)
+
+    @field_validator("per_task")
+    @classmethod
+    def _known_override_tasks(cls, per_task: dict[str, TaskOverride]) -> dict[str, TaskOverride]:
+        for task in per_task:
+            if task not in TASKS:
+                raise ValueError(f"unknown task '{task}'; allowed: {', '.join(TASKS)}")
+        return per_task
+
+    def for_task(self, task: str):
+        """These settings with the task's overrides applied (and no per_task table)."""
+        override = self.per_task.get(task)
+        changes = {k: v for k, v in (override.model_dump() if override else {}).items() if v is not None}
+        return self.model_copy(update={**changes, "per_task": {}})
 
 
 class TeacherParams(TrainParams):
@@ -165,8 +189,10 @@ class Params(_Section):
     def strategy(self, name: str) -> StrategyParams:
         return self.strategies[name]
 
-    def student_learning_rate(self, strategy: str) -> float:
-        return self.strategies[strategy].learning_rate or self.student.learning_rate
+    def student_learning_rate(self, strategy: str, task: str | None = None) -> float:
+        """The strategy's own rate, else the task's override, else student.learning_rate."""
+        student = self.student.for_task(task) if task else self.student
+        return self.strategies[strategy].learning_rate or student.learning_rate
 
 
 def _format_error(err: ValidationError) -> str:

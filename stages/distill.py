@@ -18,7 +18,7 @@ def main() -> None:
     task = get_task(args.task)
     if args.strategy not in params.student.strategies:
         raise ConfigError(f"student.strategies: '{args.strategy}' is not listed; allowed: {params.student.strategies}")
-    strategy, student = params.strategy(args.strategy), params.student
+    strategy, student = params.strategy(args.strategy), params.student.for_task(task.name)
     splits = load_from_disk(str(paths.prepared(task.name)))
     teacher_dir = paths.teacher_model(task.name)
     cache = None
@@ -40,7 +40,7 @@ def main() -> None:
             train=random_subset(splits["train"], student.max_train_samples, params.seed),
             dev=splits[task.dev_splits[0]],
             params=student,
-            learning_rate=params.student_learning_rate(args.strategy),
+            learning_rate=params.student_learning_rate(args.strategy, task.name),
             seed=args.seed,
             checkpoint_dir=paths.checkpoints(f"{task.name}-{name}-{config_hash(tracked)}"),
             model_out=paths.student_model(task.name, args.strategy, args.depth, args.seed),

@@ -14,7 +14,7 @@ def main() -> None:
     params = load_checked_params()
     task = get_task(args.task)
     splits = load_from_disk(str(paths.prepared(task.name)))
-    teacher = params.teacher
+    teacher = params.teacher.for_task(task.name)
     with stage_run("teacher", params={"teacher": teacher.model_dump(), "seed": params.seed, "pooling": params.pooling}, tags={"task": task.name}) as run:
         history = train_model(
             build_teacher(teacher.checkpoint, task, seed=params.seed, pooling=params.pooling),

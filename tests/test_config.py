@@ -133,3 +133,27 @@ def test_stage_refuses_bad_params_with_one_line_and_exit_2(tmp_path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "strategies.kd.alpha" in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_per_task_overrides_replace_epochs_and_learning_rate():
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["teacher"]["per_task"] = {"builtin_pair": {"epochs": 5, "learning_rate": 1e-4}}
+    raw["student"]["per_task"] = {"builtin_pair": {"learning_rate": 3e-4}}
+    params = parse_params(raw)
+    pair, other = params.teacher.for_task("builtin_pair"), params.teacher.for_task("builtin_sentiment")
+    assert (pair.epochs, pair.learning_rate) == (5, 1e-4)
+    assert (other.epochs, other.learning_rate) == (raw["teacher"]["epochs"], raw["teacher"]["learning_rate"])
+    assert pair.batch_size == params.teacher.batch_size and pair.per_task == {}
+    assert params.student.for_task("builtin_pair").epochs == params.student.epochs
+    # precedence: the strategy's own rate, then the task's, then student.learning_rate
+    assert params.student_learning_rate("kd", "builtin_pair") == 3e-4
+    assert params.student_learning_rate("kd", "builtin_sentiment") == params.student.learning_rate
+    raw["strategies"]["kd"]["learning_rate"] = 2e-5
+    assert parse_params(raw).student_learning_rate("kd", "builtin_pair") == 2e-5
+
+
+def test_per_task_override_of_an_unknown_task_is_refused():
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["teacher"]["per_task"] = {"mrcp": {"epochs": 5}}
+    with pytest.raises(ConfigError, match=r"teacher\.per_task: unknown task 'mrcp'"):
+        parse_params(raw)
