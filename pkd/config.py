@@ -171,12 +171,25 @@ def parse_params(raw: dict) -> Params:
         raise ConfigError(_format_error(err)) from None
 
 
+def _yaml_error(path: Path, err: yaml.YAMLError) -> str:
+    """`<file>:<line>:<col>: <problem>` (1-based) for a file that is not valid YAML."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    context = getattr(err, "context", None)
+    detail = f"{problem} ({context})" if context else problem
+    where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+    return f"{path}{where}: invalid YAML: {detail}"
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: parameter file not found")
-    with path.open() as fh:
-        raw = yaml.safe_load(fh) or {}
+    try:
+        with path.open() as fh:
+            raw = yaml.safe_load(fh) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(_yaml_error(path, err)) from None
     try:
         return parse_params(raw)
     except ConfigError as err:

@@ -133,3 +133,23 @@ def test_stage_refuses_bad_params_with_one_line_and_exit_2(tmp_path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "strategies.kd.alpha" in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_yaml_syntax_error_names_file_line_and_column(tmp_path):
+    bad = tmp_path / "params.yaml"
+    bad.write_text("seed: 42\ndata:\n  tasks: [sst2, mrpc\n  source: hub\n")
+    with pytest.raises(ConfigError, match=rf"^{bad}:4:9: "):
+        load_params(bad)
+
+
+def test_stage_refuses_yaml_syntax_error_with_one_line_and_exit_2(tmp_path):
+    bad = tmp_path / "params.yaml"
+    bad.write_text("seed: 42\n  pooling: cls\n")
+    proc = subprocess.run(
+        [sys.executable, "stages/prepare.py", "--task", "builtin_sentiment"],
+        cwd=ROOT, env={**__import__("os").environ, "PKD_PARAMS": str(bad)}, capture_output=True, text=True,
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {bad}:2:10: "), proc.stderr
+    assert "Traceback" not in proc.stderr
