@@ -254,3 +254,40 @@ def test_real_sst2_row_counts():
         rows = read_glue_split(glue_dir, "sst2", split)
         assert len(rows) == data_lines(path)
         assert {r["label"] for r in rows} == {0, 1}
+
+
+@pytest.mark.parametrize("task, rel, lines", [
+    ("sst2", "SST-2/train.tsv", ["sentence\tlabel"]),
+    ("rte", "RTE/dev.tsv", ["index\tsentence1\tsentence2\tlabel"]),
+    ("cola", "CoLA/train.tsv", []),
+])
+def test_split_without_data_rows_is_refused_naming_the_file(tmp_path, task, rel, lines):
+    path = write(tmp_path, rel, lines, final=bool(lines))
+    split = Path(rel).stem
+    with pytest.raises(DataFormatError, match=rf"^{path}:\d+: .*no data rows"):
+        read_glue_split(tmp_path, task, split)
+
+
+def test_prepare_stage_refuses_an_empty_train_split(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    glue = tmp_path / "glue"
+    empty = write(glue, "SST-2/train.tsv", ["sentence\tlabel"])
+    write(glue, "SST-2/dev.tsv", ["sentence\tlabel", "fine\t1"])
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["data"].update(source="glue_dir", glue_dir=str(glue), tasks=["sst2"])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {**os.environ, "PYTHONPATH": str(root), "PKD_TRACKING": "off"}
+    env.pop("PKD_PARAMS", None)
+    proc = subprocess.run([sys.executable, str(root / "stages/prepare.py"), "--task", "sst2"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {empty}:") and "no data rows" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "data").exists()  # nothing written

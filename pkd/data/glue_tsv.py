@@ -157,6 +157,10 @@ def read_glue_split(glue_dir: str | Path, task: str | TaskInfo, split: str) -> l
             "text_b": fields[ib] if ib is not None else None,
             "label": label,
         })
+    if not rows:
+        # An empty split would be saved by prepare and fail later, far from its cause.
+        where = "after its header" if layout.header else "in the file"
+        raise DataFormatError(path, 1, f"no data rows {where}; every split needs at least one example")
     # Guard against any future change that would drop or merge rows.
     assert len(rows) == n_data_lines, (path, len(rows), n_data_lines)
     return rows
