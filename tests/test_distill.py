@@ -98,3 +98,46 @@ def test_distillation_trainer_refuses_alpha_without_cache(tiny_bert, tiny_splits
             checkpoint_dir=tmp_path / "c", model_out=tmp_path / "m", history_out=tmp_path / "h.json",
             alpha=0.5, temperature=5.0,
         )
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_patient_loss_reads_student_layers_1_to_m_minus_1(tiny_bert, tmp_path, pooling):
+    """A stand-in cache hands back the student's own layers 1..M-1, computed here
+    independently: the patient loss is then exactly 0, and any other choice of
+    student layers (e.g. 0..M-2, off by one) makes it positive."""
+    from transformers import TrainingArguments
+
+    from pkd.distill import DistillationTrainer
+    from pkd.pooling import pool
+
+    depth = 3
+    student = build_student(str(tiny_bert), depth, TASK, seed=0, pooling=pooling)
+    for module in student.modules():  # deterministic train-mode forward
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    ids = torch.tensor([[101, 2023, 3185, 2001, 2307, 102], [101, 6659, 102, 0, 0, 0]])
+    mask = (ids != 0).long()
+    with torch.no_grad():
+        hidden = student.eval()(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+    expected = torch.stack([pool(hidden[j], mask, pooling) for j in range(1, depth)], dim=1)  # [B, M-1, H]
+    assert not torch.allclose(expected[:, 0], expected[:, 1])  # the layers are distinguishable
+
+    class OwnLayersCache:
+        def rows(self, idx, layers):
+            assert len(layers) == depth - 1
+            return torch.zeros(len(idx), TASK.num_labels), expected[idx]
+
+    trainer = DistillationTrainer(
+        model=student.train(),
+        args=TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True),
+        cache=OwnLayersCache(), alpha=0.5, beta=1.0, temperature=2.0,
+        teacher_layers=[2, 4], normalize_patience=False,
+    )
+    inputs = {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([1, 0]), "idx": torch.tensor([0, 1])}
+    with torch.no_grad():
+        trainer.compute_loss(student, dict(inputs))
+    assert trainer.loss_sums["pt"] == pytest.approx(0.0, abs=1e-10)
+    shifted = torch.nn.functional.mse_loss(
+        torch.stack([pool(hidden[j], mask, pooling) for j in range(0, depth - 1)], dim=1), expected
+    )
+    assert shifted > 1e-4  # the off-by-one selection would be caught
