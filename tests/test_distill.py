@@ -115,6 +115,10 @@ def test_patient_loss_reads_student_layers_1_to_m_minus_1(tiny_bert, tmp_path, p
     for module in student.modules():  # deterministic train-mode forward
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # a random tiny BERT barely changes its states from layer to layer: make each distinct
+        for layer in student.bert.encoder.layer:
+            layer.output.dense.bias.add_(3 * torch.randn(layer.output.dense.bias.shape, generator=generator))
     ids = torch.tensor([[101, 2023, 3185, 2001, 2307, 102], [101, 6659, 102, 0, 0, 0]])
     mask = (ids != 0).long()
     with torch.no_grad():
@@ -140,4 +144,4 @@ def test_patient_loss_reads_student_layers_1_to_m_minus_1(tiny_bert, tmp_path, p
     shifted = torch.nn.functional.mse_loss(
         torch.stack([pool(hidden[j], mask, pooling) for j in range(0, depth - 1)], dim=1), expected
     )
-    assert shifted > 1e-4  # the off-by-one selection would be caught
+    assert shifted > 1e-2  # the off-by-one selection would be caught
