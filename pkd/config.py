@@ -88,6 +88,28 @@ class StudentParams(TrainParams):
     init: Literal["pretrained", "finetuned"] = "pretrained"
     kd_reduction: Literal["mean", "batchmean"] = "mean"
     normalize_patience: bool = True
+    # Per task ("mnli") or task and depth ("rte-3"); the authors chose it so (PKD.md).
+    normalize_patience_overrides: dict[str, bool] = {}
+
+    @field_validator("normalize_patience_overrides")
+    @classmethod
+    def _known_override_keys(cls, overrides: dict[str, bool]) -> dict[str, bool]:
+        for key in overrides:
+            task, _, depth = key.rpartition("-")
+            if key in TASKS:
+                continue
+            if task not in TASKS or not depth.isdigit():
+                raise ValueError(
+                    f"unknown task '{key}'; keys are <task> or <task>-<depth>, tasks: {', '.join(TASKS)}"
+                )
+            if int(depth) < 1:
+                raise ValueError(f"key '{key}': student depth must be >= 1")
+        return overrides
+
+    def patience_normalized(self, task: str, depth: int) -> bool:
+        """Whether the patient loss L2-normalises for this student: task-depth key, else task key, else the default."""
+        overrides = self.normalize_patience_overrides
+        return overrides.get(f"{task}-{depth}", overrides.get(task, self.normalize_patience))
 
     @field_validator("strategies")
     @classmethod

@@ -28,7 +28,8 @@ def main() -> None:
     if STRATEGY_LAYER_MAP[args.strategy] and strategy.beta > 0:
         layers = layer_map(STRATEGY_LAYER_MAP[args.strategy], cache.num_layers, args.depth)
     name = paths.student_name(args.strategy, args.depth)
-    tracked = {"student": student.model_dump(), "strategy": strategy.model_dump(), "teacher_layers": layers, "seed": params.seed, "pooling": params.pooling}
+    tracked = {"student": student.model_dump(), "strategy": strategy.model_dump(), "teacher_layers": layers, "seed": params.seed, "pooling": params.pooling,
+               "normalize_patience": student.patience_normalized(task.name, args.depth)}
     tags = {"task": task.name, "strategy": args.strategy, "depth": args.depth}
     with stage_run("distill", params=tracked, tags=tags) as run:
         history = train_model(
@@ -49,7 +50,7 @@ def main() -> None:
             temperature=strategy.temperature,
             teacher_layers=layers,
             kd_reduction=student.kd_reduction,
-            normalize_patience=student.normalize_patience,
+            normalize_patience=student.patience_normalized(task.name, args.depth),
         )
         run.log_history(history)
         run.log_artifact(paths.history(task.name, name))
