@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from datasets import Dataset, DatasetDict
+from tqdm.auto import tqdm
 from transformers import DataCollatorWithPadding
 
 from pkd.data.tasks import TaskInfo
@@ -20,13 +21,17 @@ from pkd.teacher_cache import MODEL_INPUTS
 
 
 @torch.no_grad()
-def predict_logits(model, dataset: Dataset, collator: DataCollatorWithPadding, batch_size: int = 64) -> np.ndarray:
+def predict_logits(
+    model, dataset: Dataset, collator: DataCollatorWithPadding, batch_size: int = 64, desc: str = "predict"
+) -> np.ndarray:
     """Logits [n, C] in dataset order (batches formed from length-sorted examples)."""
     model.eval()
     device = next(model.parameters()).device
     order = np.argsort(np.asarray(dataset["length"]), kind="stable")
     logits = np.zeros((len(dataset), model.config.num_labels), dtype=np.float32)
-    for start in range(0, len(order), batch_size):
+    batches = range(0, len(order), batch_size)
+    # disable=None: a bar on a terminal, none in logs.
+    for start in tqdm(batches, total=len(batches), desc=desc, unit="batch", disable=None):
         chosen = order[start : start + batch_size]
         rows = dataset.select(chosen)
         batch = collator([{k: r[k] for k in MODEL_INPUTS if k in r} for r in rows])
@@ -48,7 +53,8 @@ def evaluate_splits(model, tokenizer, splits: DatasetDict, task: TaskInfo, out_d
         if name not in splits:
             continue
         split = splits[name]
-        preds = logits_to_predictions(predict_logits(model, split, collator), task.is_regression)
+        logits = predict_logits(model, split, collator, desc=f"predict {task.name} {name}")
+        preds = logits_to_predictions(logits, task.is_regression)
         if is_labelled(split):
             labels = np.asarray(split["label"])
             results[name] = {**glue_metrics(task.metric_names, preds, labels), "n": len(split)}
