@@ -32,7 +32,7 @@ def main() -> None:
                "normalize_patience": student.patience_normalized(task.name, args.depth)}
     tags = {"task": task.name, "strategy": args.strategy, "depth": args.depth}
     with stage_run("distill", params=tracked, tags=tags) as run:
-        history = train_model(
+        train_model(
             build_student(params.teacher.checkpoint, args.depth, task, student.init, teacher_dir, seed=params.seed, pooling=params.pooling),
             load_tokenizer(params.teacher.checkpoint),
             task=task,
@@ -51,8 +51,8 @@ def main() -> None:
             teacher_layers=layers,
             kd_reduction=student.kd_reduction,
             normalize_patience=student.patience_normalized(task.name, args.depth),
+            tracker=run,  # per-epoch metrics reach MLflow while training runs
         )
-        run.log_history(history)
         run.log_artifact(paths.history(task.name, name))
 
 

@@ -145,3 +145,28 @@ def test_patient_loss_reads_student_layers_1_to_m_minus_1(tiny_bert, tmp_path, p
         torch.stack([pool(hidden[j], mask, pooling) for j in range(0, depth - 1)], dim=1), expected
     )
     assert shifted > 1e-2  # the off-by-one selection would be caught
+
+
+def test_epoch_metrics_reach_the_tracker_while_training_runs(tiny_bert, tiny_splits, tmp_path):
+    """Each epoch's metrics are logged at that epoch's end, before the model is saved."""
+    calls = []
+
+    class FakeRun:
+        def log_history(self, records):
+            calls.append((records, (tmp_path / "model").exists(), (tmp_path / "history.json").exists()))
+
+    history = train_model(
+        build_student(str(tiny_bert), 2, TASK), load_tokenizer(str(tiny_bert)), task=TASK,
+        train=tiny_splits["train"], dev=tiny_splits["dev"], params=PARAMS, learning_rate=1e-3, seed=0,
+        checkpoint_dir=tmp_path / "ckpt", model_out=tmp_path / "model", history_out=tmp_path / "history.json",
+        tracker=FakeRun(),
+    )
+    epoch_one = [(records, saved) for records, saved, _ in calls if any(r["epoch"] == 1 for r in records)]
+    assert epoch_one and not any(saved for _, saved in epoch_one)  # logged before training finished
+    logged = {}
+    for records, _, _ in calls:
+        for record in records:
+            logged.setdefault(record["epoch"], {}).update(record)
+    assert logged == {h["epoch"]: h for h in history}  # every point once training ends, nothing else
+    points = [(r["epoch"], k) for records, _, _ in calls for r in records for k in r if k != "epoch"]
+    assert len(points) == len(set(points))  # no point logged twice
