@@ -61,7 +61,7 @@ class MeanBertConfig(BertConfig):
         self.pkd_pooling = "mean"
 
     @classmethod
-    def from_bert(cls, config: BertConfig) -> "MeanBertConfig":
+    def from_bert(cls, config: BertConfig) -> MeanBertConfig:
         fields = {k: v for k, v in config.to_dict().items() if k not in ("model_type", "architectures")}
         return cls(**fields)
 

@@ -147,7 +147,7 @@ def test_stage_refuses_yaml_syntax_error_with_one_line_and_exit_2(tmp_path):
     bad.write_text("seed: 42\n  pooling: cls\n")
     proc = subprocess.run(
         [sys.executable, "stages/prepare.py", "--task", "builtin_sentiment"],
-        cwd=ROOT, env={**__import__("os").environ, "PKD_PARAMS": str(bad)}, capture_output=True, text=True,
+        cwd=ROOT, env={**__import__("os").environ, "PKD_PARAMS": str(bad)}, capture_output=True, text=True, check=False,
     )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()

@@ -142,7 +142,7 @@ def test_patient_loss_reads_student_layers_1_to_m_minus_1(tiny_bert, tmp_path, p
         trainer.compute_loss(student, dict(inputs))
     assert trainer.loss_sums["pt"] == pytest.approx(0.0, abs=1e-10)
     shifted = torch.nn.functional.mse_loss(
-        torch.stack([pool(hidden[j], mask, pooling) for j in range(0, depth - 1)], dim=1), expected
+        torch.stack([pool(hidden[j], mask, pooling) for j in range(depth - 1)], dim=1), expected
     )
     assert shifted > 1e-2  # the off-by-one selection would be caught
 

@@ -1,3 +1,5 @@
+from typing import ClassVar
+
 import numpy as np
 import pytest
 import torch
@@ -98,7 +100,7 @@ def test_float16_cache_halves_cls_storage(saved_teacher, tiny_splits, tmp_path):
 class RecordingBar:
     """Stands in for tqdm: records each bar's description and how many steps it saw."""
 
-    bars: list = []
+    bars: ClassVar[list] = []
 
     def __init__(self, iterable=None, total=None, desc=None, **kwargs):
         self.iterable, self.total, self.desc, self.steps = iterable, total, desc, 0
@@ -120,7 +122,7 @@ class RecordingBar:
 
 
 def test_cache_pass_and_fingerprint_show_progress(saved_teacher, tiny_splits, monkeypatch):
-    import pkd.teacher_cache as teacher_cache
+    from pkd import teacher_cache
 
     RecordingBar.bars = []
     monkeypatch.setattr(teacher_cache, "tqdm", RecordingBar)
