@@ -9,8 +9,9 @@ TASK = get_task("builtin_sentiment")
 
 
 def test_evaluate_shows_progress(tiny_bert, tiny_splits, monkeypatch):
-    import pkd.evaluate as evaluate
     from test_teacher_cache import RecordingBar
+
+    import pkd.evaluate as evaluate
 
     RecordingBar.bars = []
     monkeypatch.setattr(evaluate, "tqdm", RecordingBar)
@@ -23,9 +24,10 @@ def test_evaluate_shows_progress(tiny_bert, tiny_splits, monkeypatch):
 
 
 def _prepared_mnli(root, tiny_bert, wnli: bool):
+    from test_data_glue_tsv import write_mnli_with_leaderboard_extras
+
     from pkd.data import load_task
     from pkd.prepare import tokenize
-    from test_data_glue_tsv import write_mnli_with_leaderboard_extras
 
     write_mnli_with_leaderboard_extras(root, wnli=wnli)
     task = get_task("mnli")
