@@ -3,6 +3,11 @@
 GLUE's test labels are hidden (-1 in our schema): such a split is never
 scored (scoring it is how users of the authors' code got "MRPC accuracy
 0.28"); its predictions are written in the leaderboard's submission format.
+
+MNLI's evaluation also writes the leaderboard's two files that no task trains
+for, so a submission folder is complete: AX.tsv (the diagnostic set, predicted
+by the MNLI model, when the data has it) and WNLI.tsv (WNLI train's majority
+class; all 0, "not_entailment", for the 146 test rows when no WNLI data is given).
 """
 from __future__ import annotations
 
@@ -12,21 +17,26 @@ from pathlib import Path
 import numpy as np
 import torch
 from datasets import Dataset, DatasetDict
+from tqdm.auto import tqdm
 from transformers import DataCollatorWithPadding
 
-from pkd.data.tasks import TaskInfo
+from pkd.data.tasks import DIAGNOSTIC_SPLIT, WNLI_SPLIT, WNLI_TEST_SIZE, TaskInfo
 from pkd.metrics import glue_metrics, logits_to_predictions
 from pkd.teacher_cache import MODEL_INPUTS
 
 
 @torch.no_grad()
-def predict_logits(model, dataset: Dataset, collator: DataCollatorWithPadding, batch_size: int = 64) -> np.ndarray:
+def predict_logits(
+    model, dataset: Dataset, collator: DataCollatorWithPadding, batch_size: int = 64, desc: str = "predict"
+) -> np.ndarray:
     """Logits [n, C] in dataset order (batches formed from length-sorted examples)."""
     model.eval()
     device = next(model.parameters()).device
     order = np.argsort(np.asarray(dataset["length"]), kind="stable")
     logits = np.zeros((len(dataset), model.config.num_labels), dtype=np.float32)
-    for start in range(0, len(order), batch_size):
+    batches = range(0, len(order), batch_size)
+    # disable=None: a bar on a terminal, none in logs.
+    for start in tqdm(batches, total=len(batches), desc=desc, unit="batch", disable=None):
         chosen = order[start : start + batch_size]
         rows = dataset.select(chosen)
         batch = collator([{k: r[k] for k in MODEL_INPUTS if k in r} for r in rows])
@@ -44,22 +54,40 @@ def evaluate_splits(model, tokenizer, splits: DatasetDict, task: TaskInfo, out_d
     collator = DataCollatorWithPadding(tokenizer)
     out_dir.mkdir(parents=True, exist_ok=True)
     results = {}
-    for name in [*task.dev_splits, *task.test_splits]:
+    extras = [DIAGNOSTIC_SPLIT] if task.name == "mnli" else []
+    for name in [*task.dev_splits, *task.test_splits, *extras]:
         if name not in splits:
             continue
         split = splits[name]
-        preds = logits_to_predictions(predict_logits(model, split, collator), task.is_regression)
+        logits = predict_logits(model, split, collator, desc=f"predict {task.name} {name}")
+        preds = logits_to_predictions(logits, task.is_regression)
         if is_labelled(split):
             labels = np.asarray(split["label"])
             results[name] = {**glue_metrics(task.metric_names, preds, labels), "n": len(split)}
             write_predictions(out_dir / f"{name}.tsv", split["idx"], preds, labels)
         else:
             write_submission(out_dir / f"{submission_name(task, name)}.tsv", split["idx"], preds, task)
+    if task.name == "mnli":
+        write_wnli(out_dir / "WNLI.tsv", splits.get(WNLI_SPLIT))
     return results
 
 
+def write_wnli(path: Path, wnli: Dataset | None) -> None:
+    """WNLI.tsv: the majority-class labels prepared with the data, or all 0 without WNLI data."""
+    if wnli is None:
+        rows = [(i, 0) for i in range(WNLI_TEST_SIZE)]
+    else:
+        rows = list(zip(wnli["idx"], wnli["label"]))
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
+        writer.writerow(["index", "prediction"])
+        writer.writerows(rows)
+
+
 def submission_name(task: TaskInfo, split: str) -> str:
-    """GLUE leaderboard file names: SST-2.tsv, MNLI-m.tsv, MNLI-mm.tsv, ..."""
+    """GLUE leaderboard file names: SST-2.tsv, MNLI-m.tsv, MNLI-mm.tsv, AX.tsv, ..."""
+    if split == DIAGNOSTIC_SPLIT:
+        return "AX"
     suffix = {"test_matched": "-m", "test_mismatched": "-mm"}.get(split, "")
     return f"{task.glue_dir_name}{suffix}"
 

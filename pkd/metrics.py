@@ -1,10 +1,14 @@
 """GLUE metrics: the paper's accuracy, F1/accuracy (MRPC, QQP), and the rest of GLUE.
 
-All results are plain Python floats so they can go straight into JSON.
+All results are plain Python floats so they can go straight into JSON; a metric
+that is undefined for the given predictions (a correlation with constant
+predictions) is None, written as null, with a warning, never NaN.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,11 +30,19 @@ def _matthews(pred: np.ndarray, gold: np.ndarray) -> float:
     return float(skm.matthews_corrcoef(gold, pred))
 
 
+def _constant(*arrays: np.ndarray) -> bool:
+    return any(np.all(a == a.flat[0]) for a in arrays)
+
+
 def _pearson(pred: np.ndarray, gold: np.ndarray) -> float:
+    if _constant(pred, gold):
+        return math.nan  # scipy would warn and return NaN itself
     return float(stats.pearsonr(pred.astype(float), gold.astype(float))[0])
 
 
 def _spearman(pred: np.ndarray, gold: np.ndarray) -> float:
+    if _constant(pred, gold):
+        return math.nan
     return float(stats.spearmanr(pred, gold)[0])
 
 
@@ -51,12 +63,13 @@ def _to_numpy(x: Any) -> np.ndarray:
 
 def glue_metrics(
     task_metric_names: Sequence[str], predictions: Any, labels: Any
-) -> dict[str, float]:
+) -> dict[str, float | None]:
     """Compute the named metrics of predictions against gold labels.
 
     predictions: class ids of shape (n,) (floats for regression tasks), e.g. the
         output of `logits_to_predictions`. labels: gold values of shape (n,).
-    Returns {name: float} in the order the names were given.
+    Returns {name: float} in the order the names were given; None (with a
+    warning) for a metric that is undefined here, e.g. Pearson on constant predictions.
     Raises ValueError for an unknown metric name or mismatched/empty inputs.
     """
     names = tuple(task_metric_names)
@@ -80,7 +93,17 @@ def glue_metrics(
         )
     if pred.size == 0:
         raise ValueError("glue_metrics: no examples to score")
-    return {name: METRICS[name](pred, gold) for name in names}
+    results: dict[str, float | None] = {}
+    for name in names:
+        value = METRICS[name](pred, gold)
+        if not math.isfinite(value):
+            warnings.warn(
+                f"glue_metrics: {name} is undefined for these predictions (constant predictions "
+                "or labels); recorded as null", UserWarning, stacklevel=2,
+            )
+            value = None
+        results[name] = value
+    return results
 
 
 def logits_to_predictions(logits: Any, is_regression: bool) -> np.ndarray:

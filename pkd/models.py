@@ -8,6 +8,7 @@ the bert-base-uncased vocabulary).
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 from transformers import (
@@ -21,7 +22,7 @@ from transformers.utils import logging as hf_logging
 
 from pkd.config import ConfigError
 from pkd.data.tasks import TaskInfo
-from pkd.pooling import MeanPooledBertForSequenceClassification
+from pkd.pooling import MeanBertConfig, MeanPooledBertForSequenceClassification
 
 PACKAGE_PREFIX = "package:"
 
@@ -64,20 +65,70 @@ def _classifier_kwargs(task: TaskInfo) -> dict:
     return kwargs
 
 
-def _quiet_from_pretrained(path: str, pooling: str | None = None, **kwargs) -> PreTrainedModel:
-    """Load a classifier; `pooling` None keeps the one saved in the checkpoint's config."""
-    # Dropping the upper layers and adding a fresh head are intended here, so
-    # the load report's UNEXPECTED/MISSING table is noise.
+def _shown(keys: list[str], limit: int = 6) -> str:
+    more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
+    return ", ".join(keys[:limit]) + more
+
+
+def check_loading_info(path: str, info: dict, *, depth: int, pooling: str, fresh_head: bool) -> None:
+    """Refuse a load unless only the intended parts differ from the checkpoint.
+
+    Intended: a fresh classifier head (and a checkpoint's pre-training heads
+    `cls.*` left behind) when `fresh_head`; the encoder layers above `depth`;
+    BERT's pooler when the model pools by mean and has none. Anything else
+    (renamed, missing or reshaped encoder weights) would train a randomly
+    initialised encoder without a word, so it stops with the key names.
+    """
+    def name(key) -> str:
+        key = key if isinstance(key, str) else key[0]  # mismatched entries may carry shapes
+        return key.removeprefix("bert.")
+
+    def dropped_layer(key: str) -> bool:
+        match = re.match(r"encoder\.layer\.(\d+)\.", key)
+        return match is not None and int(match[1]) >= depth
+
+    def head(key: str) -> bool:
+        return fresh_head and key.startswith("classifier.")
+
+    missing = sorted(k for k in map(name, info.get("missing_keys", ())) if not head(k))
+    unexpected = sorted(
+        k for k in map(name, info.get("unexpected_keys", ()))
+        if not (dropped_layer(k) or head(k) or (fresh_head and k.startswith("cls."))
+                or (pooling == "mean" and k.startswith("pooler.")))
+    )
+    mismatched = sorted(k for k in map(name, info.get("mismatched_keys", ())) if not head(k))
+    problems = [f"{label}: {_shown(keys)}" for label, keys in
+                (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched)) if keys]
+    problems += [" ".join(str(msg).split()) for msg in info.get("error_msgs", ())]
+    if problems:
+        allowed = "the classifier head, the upper layers a student drops" if fresh_head else "the upper layers a student drops"
+        raise ConfigError(
+            f"{path}: checkpoint weights do not match the model ({'; '.join(problems)}); "
+            f"only {allowed} and an unused pooler may differ"
+        )
+
+
+def _quiet_from_pretrained(path: str, pooling: str | None = None, fresh_head: bool = False, **kwargs) -> PreTrainedModel:
+    """Load a classifier; `pooling` None keeps the one saved in the checkpoint's config.
+
+    `fresh_head`: the checkpoint need not hold a classifier (a new head is trained).
+    """
+    # transformers' own UNEXPECTED/MISSING table is replaced by check_loading_info.
     level = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
         config = AutoConfig.from_pretrained(path, **kwargs)
         config.pkd_pooling = pooling or getattr(config, "pkd_pooling", "cls")  # saved with the model
-        mean = config.pkd_pooling == "mean"
-        cls = MeanPooledBertForSequenceClassification if mean else AutoModelForSequenceClassification
-        return cls.from_pretrained(path, config=config)
+        if config.pkd_pooling == "mean":
+            cls = MeanPooledBertForSequenceClassification
+            config = config if isinstance(config, MeanBertConfig) else MeanBertConfig.from_bert(config)
+        else:
+            cls = AutoModelForSequenceClassification
+        model, info = cls.from_pretrained(path, config=config, output_loading_info=True, ignore_mismatched_sizes=True)
     finally:
         hf_logging.set_verbosity(level)
+    check_loading_info(path, info, depth=config.num_hidden_layers, pooling=config.pkd_pooling, fresh_head=fresh_head)
+    return model
 
 
 def load_classifier(path: str | Path) -> PreTrainedModel:
@@ -97,7 +148,7 @@ def build_teacher(checkpoint: str, task: TaskInfo, seed: int | None = None, pool
     """
     if seed is not None:
         set_seed(seed)
-    return _quiet_from_pretrained(resolve_checkpoint(checkpoint), pooling, **_classifier_kwargs(task))
+    return _quiet_from_pretrained(resolve_checkpoint(checkpoint), pooling, fresh_head=True, **_classifier_kwargs(task))
 
 
 def build_student(
@@ -125,4 +176,5 @@ def build_student(
         raise ValueError(f"unknown student init '{init}'; allowed: pretrained, finetuned")
     if seed is not None:
         set_seed(seed)
-    return _quiet_from_pretrained(source, pooling, num_hidden_layers=depth, **_classifier_kwargs(task))
+    fresh_head = init == "pretrained"
+    return _quiet_from_pretrained(source, pooling, fresh_head, num_hidden_layers=depth, **_classifier_kwargs(task))

@@ -18,6 +18,7 @@ import torch
 import torch.distributed as dist
 from datasets import Dataset
 from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
 from transformers import DataCollatorWithPadding, PreTrainedModel
 
 from pkd.io import atomic_dir, read_json, write_json
@@ -51,7 +52,9 @@ def teacher_hash(teacher_dir: str | Path) -> str:
 def dataset_fingerprint(dataset: Dataset) -> str:
     """Content hash of what the teacher saw: example ids and token ids, in idx order."""
     digest = hashlib.sha256()
-    for row in dataset.select_columns(["idx", "input_ids"]).sort("idx"):
+    rows = dataset.select_columns(["idx", "input_ids"]).sort("idx")
+    # disable=None: a bar on a terminal, none in logs.
+    for row in tqdm(rows, total=len(rows), desc="fingerprint", unit="ex", disable=None):
         digest.update(np.asarray([row["idx"], *row["input_ids"]], dtype=np.int64).tobytes())
     return digest.hexdigest()
 
@@ -82,7 +85,8 @@ def teacher_outputs(
     device = next(model.parameters()).device
     order = np.argsort(np.asarray(shard["length"]), kind="stable")
     idx_parts, logit_parts, cls_parts = [], [], []
-    for start in range(0, len(order), batch_size):
+    batches = range(0, len(order), batch_size)
+    for start in tqdm(batches, total=len(batches), desc="teacher cache", unit="batch", disable=None):
         rows = shard.select(order[start : start + batch_size])
         batch = collator([{k: r[k] for k in MODEL_INPUTS if k in r} for r in rows])
         batch = {k: v.to(device) for k, v in batch.items()}

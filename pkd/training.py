@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 from datasets import Dataset
-from transformers import DataCollatorWithPadding, TrainingArguments
+from transformers import DataCollatorWithPadding, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from pkd.config import TrainParams
@@ -117,6 +117,34 @@ def epoch_history(log_history: list[dict], main_metric: str) -> list[dict]:
     return [h for h in history if len(h) > 1]
 
 
+class EpochTrackingCallback(TrainerCallback):
+    """Sends each epoch's record (epoch_history) to a tracker as soon as Trainer logs it.
+
+    `tracker` has `log_history(records)`, as pkd.tracking's StageRun. Each
+    (epoch, metric) point is sent once, so MLflow shows a run's curves while it
+    trains; after a resume, the epochs done before the crash are sent at the first log.
+    """
+
+    def __init__(self, tracker, main_metric: str):
+        self.tracker, self.main_metric = tracker, main_metric
+        self.sent: dict[tuple[int, str], float] = {}
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero:
+            self.flush(state.log_history)
+
+    def flush(self, log_history: list[dict]) -> None:
+        records = []
+        for record in epoch_history(log_history, self.main_metric):
+            epoch = record["epoch"]
+            fresh = {k: v for k, v in record.items() if k != "epoch" and self.sent.get((epoch, k)) != v}
+            if fresh:
+                records.append({"epoch": epoch, **fresh})
+                self.sent.update({(epoch, k): v for k, v in fresh.items()})
+        if records:
+            self.tracker.log_history(records)
+
+
 class _EpochLossTrainer(DistillationTrainer):
     """Adds the epoch means of the three loss terms to each epoch's training log."""
 
@@ -139,11 +167,13 @@ def train_model(
     checkpoint_dir: Path,
     model_out: Path,
     history_out: Path,
+    tracker=None,
     **loss_kwargs,
 ) -> list[dict]:
     """Train, resuming from `checkpoint_dir` if a previous run was killed; save atomically.
 
-    Returns the per-epoch history also written to `history_out`.
+    Returns the per-epoch history also written to `history_out`. `tracker`
+    (a pkd.tracking StageRun) receives each epoch's metrics at that epoch's end.
     """
     train = training_view(train)
     eval_sets = {"dev": training_view(dev), "train": train_eval_subset(train, params.train_eval_samples, seed)}
@@ -163,7 +193,12 @@ def train_model(
         is_regression=task.is_regression,
         **loss_kwargs,
     )
+    tracking = EpochTrackingCallback(tracker, task.main_metric) if tracker is not None else None
+    if tracking is not None:
+        trainer.add_callback(tracking)
     trainer.train(resume_from_checkpoint=last_complete_checkpoint(checkpoint_dir))
+    if tracking is not None and trainer.is_world_process_zero():
+        tracking.flush(trainer.state.log_history)
     history = epoch_history(trainer.state.log_history, task.main_metric)
     if trainer.is_world_process_zero():
         with atomic_dir(model_out) as tmp:

@@ -30,10 +30,11 @@ def main() -> None:
     name = paths.student_name(args.strategy, args.depth, args.seed)
     # student.seeds lists every seed of the matrix; this run is one of them.
     settings = student.model_dump(exclude={"seeds"})
-    tracked = {"student": settings, "strategy": strategy.model_dump(), "teacher_layers": layers, "seed": args.seed, "pooling": params.pooling}
+    tracked = {"student": settings, "strategy": strategy.model_dump(), "teacher_layers": layers, "seed": args.seed, "pooling": params.pooling,
+               "normalize_patience": student.patience_normalized(task.name, args.depth)}
     tags = {"task": task.name, "strategy": args.strategy, "depth": args.depth, "seed": args.seed}
     with stage_run("distill", params=tracked, tags=tags) as run:
-        history = train_model(
+        train_model(
             build_student(params.teacher.checkpoint, args.depth, task, student.init, teacher_dir, seed=args.seed, pooling=params.pooling),
             load_tokenizer(params.teacher.checkpoint),
             task=task,
@@ -51,9 +52,9 @@ def main() -> None:
             temperature=strategy.temperature,
             teacher_layers=layers,
             kd_reduction=student.kd_reduction,
-            normalize_patience=student.normalize_patience,
+            normalize_patience=student.patience_normalized(task.name, args.depth),
+            tracker=run,  # per-epoch metrics reach MLflow while training runs
         )
-        run.log_history(history)
         run.log_artifact(paths.history(task.name, name))
 
 

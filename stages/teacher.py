@@ -16,7 +16,7 @@ def main() -> None:
     splits = load_from_disk(str(paths.prepared(task.name)))
     teacher = params.teacher.for_task(task.name)
     with stage_run("teacher", params={"teacher": teacher.model_dump(), "seed": params.seed, "pooling": params.pooling}, tags={"task": task.name}) as run:
-        history = train_model(
+        train_model(
             build_teacher(teacher.checkpoint, task, seed=params.seed, pooling=params.pooling),
             load_tokenizer(teacher.checkpoint),
             task=task,
@@ -28,8 +28,8 @@ def main() -> None:
             checkpoint_dir=paths.checkpoints(f"teacher-{task.name}-{config_hash(teacher, params.seed)}"),
             model_out=paths.teacher_model(task.name),
             history_out=paths.history(task.name, "teacher"),
+            tracker=run,  # per-epoch metrics reach MLflow while training runs
         )
-        run.log_history(history)
         run.log_artifact(paths.history(task.name, "teacher"))
 
 

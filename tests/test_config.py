@@ -157,3 +157,56 @@ def test_per_task_override_of_an_unknown_task_is_refused():
     raw["teacher"]["per_task"] = {"mrcp": {"epochs": 5}}
     with pytest.raises(ConfigError, match=r"teacher\.per_task: unknown task 'mrcp'"):
         parse_params(raw)
+
+
+def test_yaml_syntax_error_names_file_line_and_column(tmp_path):
+    bad = tmp_path / "params.yaml"
+    bad.write_text("seed: 42\ndata:\n  tasks: [sst2, mrpc\n  source: hub\n")
+    with pytest.raises(ConfigError, match=rf"^{bad}:4:9: "):
+        load_params(bad)
+
+
+def test_stage_refuses_yaml_syntax_error_with_one_line_and_exit_2(tmp_path):
+    bad = tmp_path / "params.yaml"
+    bad.write_text("seed: 42\n  pooling: cls\n")
+    proc = subprocess.run(
+        [sys.executable, "stages/prepare.py", "--task", "builtin_sentiment"],
+        cwd=ROOT, env={**__import__("os").environ, "PKD_PARAMS": str(bad)}, capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {bad}:2:10: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_normalize_patience_resolves_per_task_and_depth():
+    raw = with_value("student.normalize_patience_overrides", {"rte-3": False, "mnli": False, "sst2-6": False})
+    student = parse_params(raw).student
+    assert student.patience_normalized("rte", 3) is False  # task-depth key
+    assert student.patience_normalized("rte", 6) is True  # default
+    assert student.patience_normalized("mnli", 3) is student.patience_normalized("mnli", 6) is False  # task key
+    assert student.patience_normalized("sst2", 6) is False and student.patience_normalized("sst2", 3) is True
+    raw["student"]["normalize_patience"] = False
+    raw["student"]["normalize_patience_overrides"] = {"sst2": True, "sst2-3": False}
+    student = parse_params(raw).student
+    assert student.patience_normalized("qqp", 3) is False
+    assert student.patience_normalized("sst2", 6) is True and student.patience_normalized("sst2", 3) is False
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ({"sst3": False}, "unknown task 'sst3'"),
+    ({"rte-x": False}, "unknown task 'rte-x'"),
+    ({"rte-0": False}, "depth"),
+    ({"rte-3": "maybe"}, "student.normalize_patience_overrides"),
+])
+def test_bad_normalize_patience_overrides_are_refused(overrides, expected):
+    with pytest.raises(ConfigError, match="student.normalize_patience_overrides") as err:
+        parse_params(with_value("student.normalize_patience_overrides", overrides))
+    assert expected in str(err.value)
+
+
+def test_distill_stage_depends_on_the_per_task_normalisation():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert "student.normalize_patience_overrides" in stages["distill"]["params"]
+    assert "normalize_patience_overrides" in DEFAULTS["student"]
+    assert "patience_normalized(" in (ROOT / "stages/distill.py").read_text()

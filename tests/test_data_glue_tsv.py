@@ -254,3 +254,73 @@ def test_real_sst2_row_counts():
         rows = read_glue_split(glue_dir, "sst2", split)
         assert len(rows) == data_lines(path)
         assert {r["label"] for r in rows} == {0, 1}
+
+
+@pytest.mark.parametrize("task, rel, lines", [
+    ("sst2", "SST-2/train.tsv", ["sentence\tlabel"]),
+    ("rte", "RTE/dev.tsv", ["index\tsentence1\tsentence2\tlabel"]),
+    ("cola", "CoLA/train.tsv", []),
+])
+def test_split_without_data_rows_is_refused_naming_the_file(tmp_path, task, rel, lines):
+    path = write(tmp_path, rel, lines, final=bool(lines))
+    split = Path(rel).stem
+    with pytest.raises(DataFormatError, match=rf"^{path}:\d+: .*no data rows"):
+        read_glue_split(tmp_path, task, split)
+
+
+def test_prepare_stage_refuses_an_empty_train_split(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    glue = tmp_path / "glue"
+    empty = write(glue, "SST-2/train.tsv", ["sentence\tlabel"])
+    write(glue, "SST-2/dev.tsv", ["sentence\tlabel", "fine\t1"])
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["data"].update(source="glue_dir", glue_dir=str(glue), tasks=["sst2"])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {**os.environ, "PYTHONPATH": str(root), "PKD_TRACKING": "off"}
+    env.pop("PKD_PARAMS", None)
+    proc = subprocess.run([sys.executable, str(root / "stages/prepare.py"), "--task", "sst2"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {empty}:") and "no data rows" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "data").exists()  # nothing written
+
+
+def write_mnli_with_leaderboard_extras(root: Path, wnli: bool = True) -> None:
+    """A tiny MNLI download plus GLUE's diagnostic (AX) file and, optionally, WNLI."""
+    write(root, "MNLI/train.tsv", [MNLI_TRAIN_HEADER] + [
+        _mnli_row(i, f"premise {i}", f"hypothesis {i}", [lab, lab])
+        for i, lab in enumerate(["neutral", "entailment", "contradiction"] * 4)])
+    for dev in ("dev_matched", "dev_mismatched"):
+        write(root, f"MNLI/{dev}.tsv", [MNLI_DEV_HEADER, _mnli_row(0, "pm", "hm", ["entailment"] * 6)])
+    write(root, "diagnostic/diagnostic.tsv", ["index\tsentence1\tsentence2"] + [
+        f"{i}\tthe cat sat {i}\ta cat sat {i}" for i in range(5)])
+    if wnli:
+        write(root, "WNLI/train.tsv", ["index\tsentence1\tsentence2\tlabel",
+                                       "0\ta\tb\t1", "1\tc\td\t0", "2\te\tf\t1"])
+        write(root, "WNLI/test.tsv", ["index\tsentence1\tsentence2", "0\tg\th", "1\ti\tj"])
+
+
+def test_mnli_carries_the_diagnostic_and_wnli_majority_splits(tmp_path):
+    write_mnli_with_leaderboard_extras(tmp_path)
+    dd = load_task("mnli", "glue_dir", glue_dir=tmp_path)
+    assert dd["ax"]["idx"][:] == [0, 1, 2, 3, 4] and dd["ax"]["label"][:] == [-1] * 5
+    assert dd["ax"][2]["text_a"] == "the cat sat 2" and dd["ax"][2]["text_b"] == "a cat sat 2"
+    assert dd["wnli"]["label"][:] == [1, 1]  # WNLI train's majority class, for each test row
+    write_mnli_with_leaderboard_extras(tmp_path / "no-wnli", wnli=False)
+    dd = load_task("mnli", "glue_dir", glue_dir=tmp_path / "no-wnli")
+    assert "ax" in dd and "wnli" not in dd
+    assert "ax" not in load_task("sst2", "glue_dir", glue_dir=_sst2(tmp_path / "sst"))
+
+
+def _sst2(root: Path) -> Path:
+    write(root, "SST-2/train.tsv", ["sentence\tlabel", "good\t1"])
+    write(root, "SST-2/dev.tsv", ["sentence\tlabel", "bad\t0"])
+    return root

@@ -133,3 +133,24 @@ def test_idx_follows_a_selected_view():
     dd = to_common_schema("sst2", DatasetDict({"train": split, "validation": split}))
     assert dd["train"][:]["text_a"] == ["c", "a"]
     assert dd["train"]["idx"][:] == [0, 1]
+
+
+def test_mnli_from_the_hub_carries_ax_and_wnli(monkeypatch):
+    labels = ("entailment", "neutral", "contradiction")
+    pair = {"premise": ["p"], "hypothesis": ["h"]}
+    hub = {
+        "mnli": DatasetDict({
+            "train": fake_split(pair, labels), "validation_matched": fake_split(pair, labels),
+            "validation_mismatched": fake_split(pair, labels),
+        }),
+        "ax": DatasetDict({"test": fake_split({"premise": ["a1", "a2"], "hypothesis": ["b1", "b2"]})}),
+        "wnli": DatasetDict({
+            "train": fake_split({"sentence1": ["x"] * 3, "sentence2": ["y"] * 3},
+                                ("not_entailment", "entailment"), labels=[0, 0, 1]),
+            "test": fake_split({"sentence1": ["s"] * 4, "sentence2": ["t"] * 4}),
+        }),
+    }
+    monkeypatch.setattr(datasets, "load_dataset", lambda repo, config: hub[config])
+    dd = load_task("mnli", "hub")
+    assert dd["ax"]["text_a"][:] == ["a1", "a2"] and dd["ax"]["label"][:] == [-1, -1]
+    assert dd["wnli"]["label"][:] == [0, 0, 0, 0]

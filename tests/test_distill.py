@@ -98,3 +98,75 @@ def test_distillation_trainer_refuses_alpha_without_cache(tiny_bert, tiny_splits
             checkpoint_dir=tmp_path / "c", model_out=tmp_path / "m", history_out=tmp_path / "h.json",
             alpha=0.5, temperature=5.0,
         )
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_patient_loss_reads_student_layers_1_to_m_minus_1(tiny_bert, tmp_path, pooling):
+    """A stand-in cache hands back the student's own layers 1..M-1, computed here
+    independently: the patient loss is then exactly 0, and any other choice of
+    student layers (e.g. 0..M-2, off by one) makes it positive."""
+    from transformers import TrainingArguments
+
+    from pkd.distill import DistillationTrainer
+    from pkd.pooling import pool
+
+    depth = 3
+    student = build_student(str(tiny_bert), depth, TASK, seed=0, pooling=pooling)
+    for module in student.modules():  # deterministic train-mode forward
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # a random tiny BERT barely changes its states from layer to layer: make each distinct
+        for layer in student.bert.encoder.layer:
+            layer.output.dense.bias.add_(3 * torch.randn(layer.output.dense.bias.shape, generator=generator))
+    ids = torch.tensor([[101, 2023, 3185, 2001, 2307, 102], [101, 6659, 102, 0, 0, 0]])
+    mask = (ids != 0).long()
+    with torch.no_grad():
+        hidden = student.eval()(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+    expected = torch.stack([pool(hidden[j], mask, pooling) for j in range(1, depth)], dim=1)  # [B, M-1, H]
+    assert not torch.allclose(expected[:, 0], expected[:, 1])  # the layers are distinguishable
+
+    class OwnLayersCache:
+        def rows(self, idx, layers):
+            assert len(layers) == depth - 1
+            return torch.zeros(len(idx), TASK.num_labels), expected[idx]
+
+    trainer = DistillationTrainer(
+        model=student.train(),
+        args=TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True),
+        cache=OwnLayersCache(), alpha=0.5, beta=1.0, temperature=2.0,
+        teacher_layers=[2, 4], normalize_patience=False,
+    )
+    inputs = {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([1, 0]), "idx": torch.tensor([0, 1])}
+    with torch.no_grad():
+        trainer.compute_loss(student, dict(inputs))
+    assert trainer.loss_sums["pt"] == pytest.approx(0.0, abs=1e-10)
+    shifted = torch.nn.functional.mse_loss(
+        torch.stack([pool(hidden[j], mask, pooling) for j in range(depth - 1)], dim=1), expected
+    )
+    assert shifted > 1e-2  # the off-by-one selection would be caught
+
+
+def test_epoch_metrics_reach_the_tracker_while_training_runs(tiny_bert, tiny_splits, tmp_path):
+    """Each epoch's metrics are logged at that epoch's end, before the model is saved."""
+    calls = []
+
+    class FakeRun:
+        def log_history(self, records):
+            calls.append((records, (tmp_path / "model").exists(), (tmp_path / "history.json").exists()))
+
+    history = train_model(
+        build_student(str(tiny_bert), 2, TASK), load_tokenizer(str(tiny_bert)), task=TASK,
+        train=tiny_splits["train"], dev=tiny_splits["dev"], params=PARAMS, learning_rate=1e-3, seed=0,
+        checkpoint_dir=tmp_path / "ckpt", model_out=tmp_path / "model", history_out=tmp_path / "history.json",
+        tracker=FakeRun(),
+    )
+    epoch_one = [(records, saved) for records, saved, _ in calls if any(r["epoch"] == 1 for r in records)]
+    assert epoch_one and not any(saved for _, saved in epoch_one)  # logged before training finished
+    logged = {}
+    for records, _, _ in calls:
+        for record in records:
+            logged.setdefault(record["epoch"], {}).update(record)
+    assert logged == {h["epoch"]: h for h in history}  # every point once training ends, nothing else
+    points = [(r["epoch"], k) for records, _, _ in calls for r in records for k in r if k != "epoch"]
+    assert len(points) == len(set(points))  # no point logged twice

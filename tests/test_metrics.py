@@ -89,3 +89,12 @@ def test_logits_to_predictions_bad_shapes_raise():
         logits_to_predictions(np.zeros((3, 2)), is_regression=True)
     with pytest.raises(ValueError, match="classification"):
         logits_to_predictions(np.zeros(3), is_regression=False)
+
+
+def test_undefined_correlation_is_none_with_a_warning_and_valid_json():
+    import json
+
+    with pytest.warns(UserWarning, match="pearson.*constant"):
+        out = glue_metrics(("pearson", "spearmanr"), [2.5, 2.5, 2.5], [1.0, 2.0, 4.0])
+    assert out == {"pearson": None, "spearmanr": None}
+    assert json.loads(json.dumps(out, allow_nan=False)) == out  # null, never NaN

@@ -54,3 +54,35 @@ def test_default_checkpoint_cls_is_constant_below_the_top_layer():
     cos = lambda h: torch.nn.functional.cosine_similarity(h[0], h[1], dim=0).item()  # noqa: E731
     assert cos(pool(hidden[3], batch["attention_mask"], "cls")) > 0.999
     assert cos(pool(hidden[3], batch["attention_mask"], "mean")) < 0.99
+
+
+def test_mean_pooled_model_has_no_pooler(tiny_bert):
+    model = build_teacher(str(tiny_bert), TASK, seed=0, pooling="mean")
+    assert model.bert.pooler is None
+    assert not [name for name, _ in model.named_parameters() if "pooler" in name]
+    cls_model = build_teacher(str(tiny_bert), TASK, seed=0, pooling="cls")
+    assert cls_model.bert.pooler is not None  # [CLS] pooling keeps BERT's pooler
+
+
+def test_saved_mean_model_reloads_through_auto_class_or_refuses(tiny_bert, tmp_path):
+    import subprocess
+    import sys
+
+    from transformers import AutoModelForSequenceClassification
+
+    model = build_teacher(str(tiny_bert), TASK, seed=0, pooling="mean").eval()
+    model.save_pretrained(tmp_path)
+    ids = torch.tensor([[101, 2000, 2001, 102, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 0]])
+    # With pkd imported, the plain Auto class builds the mean-pooled model.
+    again = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert isinstance(again, MeanPooledBertForSequenceClassification) and again.bert.pooler is None
+    with torch.no_grad():
+        torch.testing.assert_close(again(input_ids=ids, attention_mask=mask).logits,
+                                   model(input_ids=ids, attention_mask=mask).logits)
+    # Without pkd, transformers refuses it instead of building a [CLS] model with a random pooler.
+    code = ("import sys; from transformers import AutoModelForSequenceClassification as A; "
+            f"A.from_pretrained({str(tmp_path)!r}); assert 'pkd' not in sys.modules")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode != 0
+    assert "pkd_mean_bert" in proc.stderr

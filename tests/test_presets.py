@@ -125,3 +125,14 @@ def test_paper_preset_runs_offline_on_stand_ins(tmp_path):
     manifest = json.loads((repo / "cache/teacher/mnli/manifest.json").read_text())
     assert manifest["layers"] == 12 and manifest["num_labels"] == 3
     assert set(manifest["shapes"]) == {"train", "dev_matched", "dev_mismatched"}
+
+
+def test_paper_preset_normalises_patience_as_the_authors_did(tmp_path):
+    """PKD.md: normalised for SST-2, MRPC (3 and 6 layers) and RTE at 6; not for RTE at 3, MNLI, QNLI, QQP."""
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text((ROOT / "params.yaml").read_text())
+    apply_preset("paper", params_file, ROOT / "presets")
+    student = parse_params(yaml.safe_load(params_file.read_text())).student
+    normalised = {(t, d) for t in ("sst2", "mrpc", "qqp", "mnli", "qnli", "rte") for d in (6, 3)
+                  if student.patience_normalized(t, d)}
+    assert normalised == {("sst2", 6), ("sst2", 3), ("mrpc", 6), ("mrpc", 3), ("rte", 6)}

@@ -1,3 +1,5 @@
+from typing import ClassVar
+
 import numpy as np
 import pytest
 import torch
@@ -93,3 +95,42 @@ def test_float16_cache_halves_cls_storage(saved_teacher, tiny_splits, tmp_path):
     size = lambda p: (p / "dev.safetensors").stat().st_size  # noqa: E731
     assert size(tmp_path / "c16") < 0.6 * size(tmp_path / "c32")
     assert np.isfinite(out["cls"].numpy()).all()
+
+
+class RecordingBar:
+    """Stands in for tqdm: records each bar's description and how many steps it saw."""
+
+    bars: ClassVar[list] = []
+
+    def __init__(self, iterable=None, total=None, desc=None, **kwargs):
+        self.iterable, self.total, self.desc, self.steps = iterable, total, desc, 0
+        RecordingBar.bars.append(self)
+
+    def __iter__(self):
+        for item in self.iterable:
+            self.steps += 1
+            yield item
+
+    def update(self, n=1):
+        self.steps += n
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_cache_pass_and_fingerprint_show_progress(saved_teacher, tiny_splits, monkeypatch):
+    from pkd import teacher_cache
+
+    RecordingBar.bars = []
+    monkeypatch.setattr(teacher_cache, "tqdm", RecordingBar)
+    train = tiny_splits["train"]
+    run_teacher(saved_teacher, train)
+    before = dataset_fingerprint(train)
+    bars = {bar.desc: bar for bar in RecordingBar.bars}
+    assert bars["teacher cache"].total == bars["teacher cache"].steps == -(-len(train) // 16)  # one step per batch
+    assert bars["fingerprint"].total == bars["fingerprint"].steps == len(train)
+    monkeypatch.undo()
+    assert dataset_fingerprint(train) == before  # the progress bar does not change the hash

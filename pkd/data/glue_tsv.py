@@ -16,11 +16,11 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from datasets import DatasetDict
+from datasets import Dataset, DatasetDict
 
 from .errors import DataFormatError
-from .schema import UNLABELLED, rows_to_dataset
-from .tasks import TaskInfo, get_task
+from .schema import UNLABELLED, majority_rows, rows_to_dataset
+from .tasks import AX_TASK, DIAGNOSTIC_SPLIT, WNLI_SPLIT, WNLI_TASK, TaskInfo, get_task
 
 
 @dataclass(frozen=True)
@@ -45,13 +45,15 @@ _LABELLED = {
     "mnli": _Layout("sentence1", "sentence2", "gold_label"),
     "qnli": _Layout("question", "sentence", "label"),
     "rte": _Layout("sentence1", "sentence2", "label"),
+    "wnli": _Layout("sentence1", "sentence2", "label"),
 }
 # Test files all have a header and no label column.
 _TEST = {task: _Layout(lay.text_a, lay.text_b, None) for task, lay in _LABELLED.items()}
 _TEST["cola"] = _Layout("sentence", None, None)
+_TEST["ax"] = _Layout("sentence1", "sentence2", None)
 
 # These files store the class id itself; the others store the class name.
-_NUMERIC_LABELS = {"sst2", "cola", "mrpc", "qqp"}
+_NUMERIC_LABELS = {"sst2", "cola", "mrpc", "qqp", "wnli"}
 
 
 def _label_parser(info: TaskInfo):
@@ -157,17 +159,41 @@ def read_glue_split(glue_dir: str | Path, task: str | TaskInfo, split: str) -> l
             "text_b": fields[ib] if ib is not None else None,
             "label": label,
         })
+    if not rows:
+        # An empty split would be saved by prepare and fail later, far from its cause.
+        where = "after its header" if layout.header else "in the file"
+        raise DataFormatError(path, 1, f"no data rows {where}; every split needs at least one example")
     # Guard against any future change that would drop or merge rows.
     assert len(rows) == n_data_lines, (path, len(rows), n_data_lines)
     return rows
 
 
+def leaderboard_extras(glue_dir: str | Path) -> dict[str, Dataset]:
+    """MNLI's companions on the GLUE leaderboard, where the download has them.
+
+    "ax": the diagnostic set (diagnostic/diagnostic.tsv, unlabelled), predicted
+    by the MNLI model. "wnli": WNLI's test rows labelled with WNLI train's
+    majority class (WNLI/train.tsv and test.tsv). Both are optional, as test files are.
+    """
+    info = get_task("mnli")
+    extras = {}
+    if split_path(glue_dir, AX_TASK, "diagnostic").is_file():
+        extras[DIAGNOSTIC_SPLIT] = rows_to_dataset(read_glue_split(glue_dir, AX_TASK, "diagnostic"), info)
+    if split_path(glue_dir, WNLI_TASK, "test").is_file():
+        train = [row["label"] for row in read_glue_split(glue_dir, WNLI_TASK, "train")]
+        test = read_glue_split(glue_dir, WNLI_TASK, "test")
+        extras[WNLI_SPLIT] = rows_to_dataset(majority_rows(train, test), info)
+    return extras
+
+
 def load_glue_dir(glue_dir: str | Path, task: str | TaskInfo) -> DatasetDict:
-    """Load train, dev split(s) and, when present, test split(s) of one task."""
+    """Load train, dev split(s) and, when present, test split(s) of one task (MNLI: and AX, WNLI)."""
     info = get_task(task)
     splits = {}
     for split in info.splits:
         if split in info.test_splits and not split_path(glue_dir, info, split).is_file():
             continue  # test files are optional; train/dev are required
         splits[split] = rows_to_dataset(read_glue_split(glue_dir, info, split), info)
+    if info.name == "mnli":
+        splits.update(leaderboard_extras(glue_dir))
     return DatasetDict(splits)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import datasets
 from datasets import DatasetDict
 
-from .schema import conform
-from .tasks import TaskInfo, get_task
+from .schema import conform, majority_rows
+from .tasks import DIAGNOSTIC_SPLIT, WNLI_SPLIT, TaskInfo, get_task
 
 HUB_REPO = "nyu-mll/glue"
 
@@ -79,6 +79,22 @@ def to_common_schema(task: str | TaskInfo, dataset_dict: DatasetDict) -> Dataset
     return conform(DatasetDict(ordered), info)
 
 
+def leaderboard_extras() -> dict[str, datasets.Dataset]:
+    """MNLI's companions on the GLUE leaderboard: "ax" (diagnostic) and "wnli" (majority class)."""
+    ax = datasets.load_dataset(HUB_REPO, "ax")["test"]
+    wnli = datasets.load_dataset(HUB_REPO, "wnli")
+    pair = {"premise": "text_a", "hypothesis": "text_b"}
+    test = [{"text_a": r["sentence1"], "text_b": r["sentence2"]} for r in wnli["test"]]
+    rows = majority_rows(list(wnli["train"]["label"]), test)
+    return {
+        DIAGNOSTIC_SPLIT: ax.select_columns([*pair, "label"]).rename_columns(pair),
+        WNLI_SPLIT: datasets.Dataset.from_dict({k: [r[k] for r in rows] for k in ("text_a", "text_b", "label")}),
+    }
+
+
 def load_hub(task: str | TaskInfo) -> DatasetDict:
     # Looked up through the module so tests can monkeypatch datasets.load_dataset.
-    return to_common_schema(task, datasets.load_dataset(*hub_load_args(task)))
+    dd = to_common_schema(task, datasets.load_dataset(*hub_load_args(task)))
+    if get_task(task).name == "mnli":
+        dd = conform(DatasetDict({**dd, **leaderboard_extras()}), get_task(task))
+    return dd

@@ -38,6 +38,17 @@ def rows_to_dataset(rows: list[dict], info: TaskInfo) -> Dataset:
     return Dataset.from_dict(columns, features=features_for(info))
 
 
+def majority_rows(train_labels: list[int], test_rows: list[dict]) -> list[dict]:
+    """`test_rows` labelled with the most frequent training label (the smaller id on a tie)."""
+    counts: dict[int, int] = {}
+    for label in train_labels:
+        counts[label] = counts.get(label, 0) + 1
+    if not counts:
+        raise ValueError("majority class of an empty training split")
+    majority = min(counts, key=lambda label: (-counts[label], label))
+    return [{**row, "label": majority} for row in test_rows]
+
+
 def _is_row_order(ds: Dataset) -> bool:
     # Through the formatter, not ds.data: the table ignores select()/shuffle() indices.
     return np.array_equal(ds.with_format("numpy")["idx"][:], np.arange(len(ds)))

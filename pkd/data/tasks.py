@@ -90,6 +90,16 @@ _ALL = (
 )
 
 TASKS: dict[str, TaskInfo] = {t.name: t for t in _ALL}
+
+# GLUE leaderboard files that no pipeline task trains for; they travel with MNLI's data.
+# AX, the diagnostic set, is predicted by the MNLI model (GLUE: diagnostic/diagnostic.tsv,
+# hub config "ax"). WNLI is submitted as WNLI train's majority class, as is customary.
+DIAGNOSTIC_SPLIT = "ax"
+WNLI_SPLIT = "wnli"
+WNLI_TEST_SIZE = 146  # rows of GLUE's WNLI test.tsv
+AX_TASK = _glue("ax", "diagnostic", TASKS["mnli"].label_names, ("accuracy",), "accuracy", True,
+                dev=(), test=("diagnostic",))
+WNLI_TASK = _glue("wnli", "WNLI", ("not_entailment", "entailment"), ("accuracy",), "accuracy", True)
 GLUE_TASKS: tuple[str, ...] = tuple(t.name for t in _ALL if t.source_kind == "glue")
 BUILTIN_TASKS: tuple[str, ...] = tuple(t.name for t in _ALL if t.source_kind == "builtin")
 
