@@ -13,26 +13,29 @@ import os
 import sys
 from collections.abc import Callable
 
-import datasets
-
 from pkd.config import ConfigError, Params, check_depths, load_params
 from pkd.data.errors import DataFormatError
-from pkd.teacher_cache import StaleCacheError
 
+# This module is imported by every stage, and DVC re-runs a stage when a module
+# it imports changes (tests/test_dvc_deps.py): it imports only what all stages
+# need. Stage-specific errors are found among the modules the stage loaded.
 PARAMS_FILE = os.environ.get("PKD_PARAMS", "params.yaml")
-USER_ERRORS = (ConfigError, DataFormatError, StaleCacheError, FileNotFoundError)
-
-# datasets would otherwise write cache files (sort/shuffle indices) into the
-# prepared data directories, which are DVC outputs: DVC would see them modified.
-datasets.disable_caching()
+USER_ERRORS = (ConfigError, DataFormatError, FileNotFoundError)
+STAGE_ERRORS = {"pkd.teacher_cache": "StaleCacheError"}
 
 
-def load_checked_params() -> Params:
-    """params.yaml, validated, including the depth rules that need the teacher's config."""
-    from pkd.models import checkpoint_depth  # imports transformers: only once params parse
+def user_errors() -> tuple[type[BaseException], ...]:
+    """USER_ERRORS plus those of the stage-specific modules this process imported (only they can raise them)."""
+    loaded = [getattr(sys.modules[m], name) for m, name in STAGE_ERRORS.items() if m in sys.modules]
+    return (*USER_ERRORS, *loaded)
 
+
+def load_checked_params(teacher_depth: Callable[[str], int] | None = None) -> Params:
+    """params.yaml, validated; with `teacher_depth` (pkd.models.checkpoint_depth), also the
+    depth rules that need the teacher's config. A stage that builds no model passes none."""
     params = load_params(PARAMS_FILE)
-    check_depths(params, checkpoint_depth(params.teacher.checkpoint))
+    if teacher_depth is not None:
+        check_depths(params, teacher_depth(params.teacher.checkpoint))
     return params
 
 
@@ -50,8 +53,14 @@ def stage_args(*names: str) -> argparse.Namespace:
 
 
 def run_stage(main: Callable[[], None]) -> None:
+    if "datasets" in sys.modules:
+        # datasets would otherwise write cache files (sort/shuffle indices) into the
+        # prepared data directories, which are DVC outputs: DVC would see them modified.
+        sys.modules["datasets"].disable_caching()
     try:
         main()
-    except USER_ERRORS as err:
+    except Exception as err:
+        if not isinstance(err, user_errors()):
+            raise
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

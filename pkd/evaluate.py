@@ -16,7 +16,7 @@ from transformers import DataCollatorWithPadding
 
 from pkd.data.tasks import TaskInfo
 from pkd.metrics import glue_metrics, logits_to_predictions
-from pkd.teacher_cache import MODEL_INPUTS
+from pkd.models import MODEL_INPUTS
 
 
 @torch.no_grad()

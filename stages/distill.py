@@ -6,7 +6,7 @@ from pkd.cli import config_hash, load_checked_params, run_stage, stage_args
 from pkd.config import STRATEGY_LAYER_MAP, ConfigError
 from pkd.data import get_task
 from pkd.layers import layer_map
-from pkd.models import build_student, load_tokenizer
+from pkd.models import build_student, checkpoint_depth, load_tokenizer
 from pkd.teacher_cache import load_cache
 from pkd.tracking import stage_run
 from pkd.training import train_model
@@ -14,7 +14,7 @@ from pkd.training import train_model
 
 def main() -> None:
     args = stage_args("task", "strategy", "depth")
-    params = load_checked_params()
+    params = load_checked_params(checkpoint_depth)
     task = get_task(args.task)
     if args.strategy not in params.student.strategies:
         raise ConfigError(f"student.strategies: '{args.strategy}' is not listed; allowed: {params.student.strategies}")

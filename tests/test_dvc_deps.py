@@ -35,11 +35,31 @@ def package_of(path: Path) -> str:
     return ".".join(path.relative_to(ROOT).parts[:-1])
 
 
+def is_type_checking(node: ast.AST) -> bool:
+    test = getattr(node, "test", None)
+    return isinstance(node, ast.If) and (
+        (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING")
+        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+    )
+
+
+def runtime_nodes(tree: ast.AST):
+    """Every node, functions included, except the bodies of `if TYPE_CHECKING:` (never run)."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        if is_type_checking(node):
+            todo.extend(node.orelse)
+        else:
+            todo.extend(ast.iter_child_nodes(node))
+
+
 def imported_modules(path: Path) -> set[str]:
     """Dotted names of the modules a file imports, parents included (their __init__ runs first)."""
     names: set[str] = set()
     package = package_of(path) if path.is_relative_to(PKG) else ""
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in runtime_nodes(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -119,8 +139,12 @@ def test_report_code_is_not_a_dep_of_training():
 
 def test_closure_follows_relative_and_function_level_imports(tmp_path):
     script = tmp_path / "script.py"
-    script.write_text("def main():\n    from pkd.data import errors\n")
+    script.write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import pkd.report\n"
+        "def main():\n    from pkd.data import errors\n"
+    )
     used = closure(script)
+    assert not any(p.startswith("pkd/report") for p in used)  # annotation-only imports never run
     assert "pkd/data/errors.py" in used  # imported inside a function, as a submodule name
     assert "pkd/data/builtin.py" in used  # `from .builtin import ...` in pkd/data/__init__.py
     assert "pkd/__init__.py" in used  # every `import pkd.x` runs the package's __init__
