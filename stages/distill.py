@@ -7,7 +7,7 @@ from pkd.config import STRATEGY_LAYER_MAP, ConfigError
 from pkd.data import get_task
 from pkd.layers import layer_map
 from pkd.models import build_student, checkpoint_depth, load_tokenizer
-from pkd.teacher_cache import load_cache
+from pkd.teacher_cache import MANIFEST, load_cache
 from pkd.tracking import stage_run
 from pkd.training import train_model
 
@@ -30,6 +30,13 @@ def main() -> None:
     name = paths.student_name(args.strategy, args.depth)
     tracked = {"student": student.model_dump(), "strategy": strategy.model_dump(), "teacher_layers": layers, "seed": params.seed, "pooling": params.pooling}
     tags = {"task": task.name, "strategy": args.strategy, "depth": args.depth}
+    # A leftover checkpoint is resumed only by the same run: same params, data, teacher and cache.
+    inputs = [paths.prepared(task.name)]
+    if cache is not None or student.init == "finetuned":
+        inputs.append(teacher_dir)
+    if cache is not None:
+        inputs.append(paths.teacher_cache(task.name) / MANIFEST)  # names the teacher, data and dtype
+    run_key = config_hash(tracked, params.teacher.checkpoint, *inputs)
     with stage_run("distill", params=tracked, tags=tags) as run:
         history = train_model(
             build_student(params.teacher.checkpoint, args.depth, task, student.init, teacher_dir, seed=params.seed, pooling=params.pooling),
@@ -40,7 +47,7 @@ def main() -> None:
             params=student,
             learning_rate=params.student_learning_rate(args.strategy),
             seed=params.seed,
-            checkpoint_dir=paths.checkpoints(f"{task.name}-{name}-{config_hash(tracked)}"),
+            checkpoint_dir=paths.checkpoints(f"{task.name}-{name}-{run_key}"),
             model_out=paths.student_model(task.name, args.strategy, args.depth),
             history_out=paths.history(task.name, name),
             cache=cache,
