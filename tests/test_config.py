@@ -23,6 +23,14 @@ def with_value(dotted: str, value):
     return raw
 
 
+def with_strategies(raw: dict, strategies: list[str]) -> dict:
+    """Set student.strategies and let the per-stage split be derived from it."""
+    raw["student"]["strategies"] = strategies
+    raw["student"].pop("finetune_strategies", None)
+    raw["student"].pop("distill_strategies", None)
+    return raw
+
+
 def test_default_params_are_valid():
     params = parse_params(DEFAULTS)
     assert params.data.source == "builtin"
@@ -102,15 +110,13 @@ def test_paper_grid_values_are_accepted(value):
     ],
 )
 def test_depth_rules_need_the_teacher_depth(depths, strategies, message):
-    raw = with_value("student.depths", depths)
-    raw["student"]["strategies"] = strategies
+    raw = with_strategies(with_value("student.depths", depths), strategies)
     with pytest.raises(ConfigError, match=message):
         check_depths(parse_params(raw), teacher_depth=6)
 
 
 def test_depth_one_is_fine_without_pkd():
-    raw = with_value("student.depths", [1])
-    raw["student"]["strategies"] = ["ft", "kd"]
+    raw = with_strategies(with_value("student.depths", [1]), ["ft", "kd"])
     check_depths(parse_params(raw), teacher_depth=6)
 
 
@@ -133,3 +139,21 @@ def test_stage_refuses_bad_params_with_one_line_and_exit_2(tmp_path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "strategies.kd.alpha" in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_strategies_split_by_stage_follows_what_reads_the_teacher():
+    student = parse_params(with_strategies(copy.deepcopy(DEFAULTS), ["kd", "ft"])).student
+    assert (student.finetune_strategies, student.distill_strategies) == (["ft"], ["kd"])
+    raw = with_strategies(with_value("student.init", "finetuned"), ["ft", "kd"])
+    assert parse_params(raw).student.distill_strategies == ["ft", "kd"]  # FT starts from the teacher
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("student.finetune_strategies", []), ("student.distill_strategies", ["kd", "pkd_skip", "pkd_last", "ft"])],
+)
+def test_strategies_split_must_match_the_strategies(key, value):
+    with pytest.raises(ConfigError, match=key.split(".")[1] + ": must list"):
+        parse_params(with_value(key, value))
+    with pytest.raises(ConfigError, match="finetune_strategies"):  # init: finetuned moves ft to distill
+        parse_params(with_value("student.init", "finetuned"))

@@ -44,7 +44,7 @@ def test_repro_produces_every_output(repo):
     strategies = ["ft", "kd", "pkd_skip", "pkd_last"]
     assert ran_stages(log) == {
         f"prepare@{TASK}", f"teacher@{TASK}", f"teacher_cache@{TASK}", f"evaluate@{TASK}", "timing", "report",
-        *(f"distill@{TASK}-{s}-2" for s in strategies),
+        f"finetune@{TASK}-ft-2", *(f"distill@{TASK}-{s}-2" for s in strategies[1:]),
     }
     for name in ["report.md", "report.html", "table1_main.csv", "table2_skip_vs_last.csv", "table3_inference.csv",
                  "fig_metric_vs_depth.png", "fig_train_vs_dev.png", "fig_accuracy_vs_speedup.png"]:
@@ -159,6 +159,19 @@ def test_ddp_cache_equals_single_process_and_distill_runs_under_torchrun(repo, t
         assert (student / "model.safetensors").exists(), log[-2000:]
     finally:
         run(["dvc", "checkout", "--force"], root, env)
+
+
+def test_changing_a_cache_only_key_reruns_only_the_cache_and_its_readers(repo):
+    root, env, _ = repo
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["teacher"]["cache_dtype"] = "float16"
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    log = run(["dvc", "repro"], root, env)
+    # Not the teacher (it does not read cache_*), not FT (it does not read the cache).
+    assert ran_stages(log) == {
+        f"teacher_cache@{TASK}", *(f"distill@{TASK}-{s}-2" for s in ["kd", "pkd_skip", "pkd_last"]),
+        f"evaluate@{TASK}", "report",
+    }
 
 
 def test_changing_one_strategy_reruns_only_its_students(repo):
