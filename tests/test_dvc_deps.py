@@ -148,3 +148,47 @@ def test_closure_follows_relative_and_function_level_imports(tmp_path):
     assert "pkd/data/errors.py" in used  # imported inside a function, as a submodule name
     assert "pkd/data/builtin.py" in used  # `from .builtin import ...` in pkd/data/__init__.py
     assert "pkd/__init__.py" in used  # every `import pkd.x` runs the package's __init__
+
+
+def changed_stages(root: Path, env: dict) -> set[str]:
+    import json
+
+    from conftest import run_cmd
+
+    status = json.loads(run_cmd(["dvc", "status", "--json"], root, env).strip().splitlines()[-1])
+    return {name.split(":")[-1] for name in status}
+
+
+@pytest.mark.slow
+def test_what_each_change_reaches_in_the_dag(tmp_path):
+    """Placeholder outputs recorded with `dvc commit` (nothing trained), then DVC's own view of
+    what a change makes stale: a cache-only key reaches only the cache; a new cache or a new
+    teacher reaches the students that read them, never the FT students."""
+    from dvc.repo import Repo
+
+    from conftest import make_repo, run_cmd
+
+    task = "builtin_pair"
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"]["tasks"] = [task]
+    params["student"]["depths"] = [2]
+    env = make_repo(tmp_path, params)
+    with Repo(str(tmp_path)) as repo:
+        outs = [Path(out.fs_path) for stage in repo.index.stages for out in stage.outs]
+    for out in outs:
+        target = out if out.suffix else out / "part"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(str(out))
+    run_cmd(["dvc", "commit", "-f", "-q"], tmp_path, env)
+    assert changed_stages(tmp_path, env) == set()
+
+    params["teacher"]["cache_dtype"] = "float16"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert changed_stages(tmp_path, env) == {f"teacher_cache@{task}"}  # not the teacher
+
+    (tmp_path / "cache/teacher" / task / "part").write_text("float16 rows")
+    readers = {f"distill@{task}-{s}-2" for s in ("kd", "pkd_skip", "pkd_last")}
+    assert changed_stages(tmp_path, env) == {f"teacher_cache@{task}", *readers}  # not finetune@...-ft-2
+
+    (tmp_path / "models/teacher" / task / "part").write_text("another teacher")
+    assert changed_stages(tmp_path, env) == {f"teacher@{task}", f"teacher_cache@{task}", f"evaluate@{task}", *readers}
