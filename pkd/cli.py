@@ -12,34 +12,62 @@ import json
 import os
 import sys
 from collections.abc import Callable
-
-import datasets
+from pathlib import Path
 
 from pkd.config import ConfigError, Params, check_depths, load_params
 from pkd.data.errors import DataFormatError
-from pkd.teacher_cache import StaleCacheError
 
+# This module is imported by every stage, and DVC re-runs a stage when a module
+# it imports changes (tests/test_dvc_deps.py): it imports only what all stages
+# need. Stage-specific errors are found among the modules the stage loaded.
 PARAMS_FILE = os.environ.get("PKD_PARAMS", "params.yaml")
-USER_ERRORS = (ConfigError, DataFormatError, StaleCacheError, FileNotFoundError)
-
-# datasets would otherwise write cache files (sort/shuffle indices) into the
-# prepared data directories, which are DVC outputs: DVC would see them modified.
-datasets.disable_caching()
+USER_ERRORS = (ConfigError, DataFormatError, FileNotFoundError)
+STAGE_ERRORS = {"pkd.teacher_cache": "StaleCacheError"}
 
 
-def load_checked_params() -> Params:
-    """params.yaml, validated, including the depth rules that need the teacher's config."""
-    from pkd.models import checkpoint_depth  # imports transformers: only once params parse
+def user_errors() -> tuple[type[BaseException], ...]:
+    """USER_ERRORS plus those of the stage-specific modules this process imported (only they can raise them)."""
+    loaded = [getattr(sys.modules[m], name) for m, name in STAGE_ERRORS.items() if m in sys.modules]
+    return (*USER_ERRORS, *loaded)
 
+
+def load_checked_params(teacher_depth: Callable[[str], int] | None = None) -> Params:
+    """params.yaml, validated; with `teacher_depth` (pkd.models.checkpoint_depth), also the
+    depth rules that need the teacher's config. A stage that builds no model passes none."""
     params = load_params(PARAMS_FILE)
-    check_depths(params, checkpoint_depth(params.teacher.checkpoint))
+    if teacher_depth is not None:
+        check_depths(params, teacher_depth(params.teacher.checkpoint))
     return params
 
 
 def config_hash(*parts) -> str:
-    """Short hash of the settings a checkpoint belongs to, so a resume never mixes runs."""
-    blob = json.dumps([p.model_dump() if hasattr(p, "model_dump") else p for p in parts], sort_keys=True)
+    """Short hash of what defines a training run, so a resume never mixes runs.
+
+    The parts are settings (params sections, dicts, values) and input files or
+    directories (`Path`, hashed by content): a checkpoint left by a killed run
+    is resumed only when the params it read, its data and its teacher are the same.
+    """
+    def encode(part):
+        if isinstance(part, Path):
+            return tree_sha256(part)
+        return part.model_dump() if hasattr(part, "model_dump") else part
+
+    blob = json.dumps([encode(p) for p in parts], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def tree_sha256(path: Path) -> str:
+    """Content hash of a file, or of the names and bytes of every file below a directory."""
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    if not files:
+        raise FileNotFoundError(f"{path}: not found or empty")
+    for file in files:
+        digest.update(file.relative_to(path).as_posix().encode() + b"\0" if file != path else b"")
+        with file.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def stage_args(*names: str) -> argparse.Namespace:
@@ -50,8 +78,14 @@ def stage_args(*names: str) -> argparse.Namespace:
 
 
 def run_stage(main: Callable[[], None]) -> None:
+    if "datasets" in sys.modules:
+        # datasets would otherwise write cache files (sort/shuffle indices) into the
+        # prepared data directories, which are DVC outputs: DVC would see them modified.
+        sys.modules["datasets"].disable_caching()
     try:
         main()
-    except USER_ERRORS as err:
+    except Exception as err:
+        if not isinstance(err, user_errors()):
+            raise
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

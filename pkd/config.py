@@ -18,6 +18,8 @@ from pkd.data.tasks import TASKS, get_task
 STRATEGIES = ("ft", "kd", "pkd_skip", "pkd_last")
 # Which teacher-layer map a strategy uses for the patient loss (None: no patient loss).
 STRATEGY_LAYER_MAP = {"ft": None, "kd": None, "pkd_skip": "skip", "pkd_last": "last"}
+# Strategies that train on labels only, so never read the teacher (unless students start from it).
+LABEL_ONLY = ("ft",)
 
 
 class ConfigError(ValueError):
@@ -141,6 +143,11 @@ class StudentParams(TrainParams):
         """Whether the patient loss L2-normalises for this student: task-depth key, else task key, else the default."""
         overrides = self.normalize_patience_overrides
         return overrides.get(f"{task}-{depth}", overrides.get(task, self.normalize_patience))
+    # `strategies` split by the DVC stage that trains them (dvc.yaml cannot filter a list):
+    # `finetune` for those that never read the teacher, `distill` for the others. Derived
+    # when absent; when given, they must match `strategies` (see _split_by_stage).
+    finetune_strategies: list[str] | None = None
+    distill_strategies: list[str] | None = None
 
     @field_validator("strategies")
     @classmethod
@@ -164,6 +171,33 @@ class StudentParams(TrainParams):
             if depth < 1:
                 raise ValueError(f"student depth {depth} must be >= 1")
         return depths
+
+    def reads_teacher(self, strategy: str) -> bool:
+        """Whether a student of `strategy` reads the fine-tuned teacher (its cache, or its weights)."""
+        return strategy not in LABEL_ONLY or self.init == "finetuned"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_by_stage(cls, raw):
+        if not isinstance(raw, dict) or not isinstance(raw.get("strategies"), list):
+            return raw
+        if any(s not in STRATEGIES for s in raw["strategies"]):
+            return raw  # the field's own validator names the unknown one
+        finetuned = raw.get("init") == "finetuned"
+        expected = {
+            "finetune_strategies": [s for s in raw["strategies"] if s in LABEL_ONLY and not finetuned],
+            "distill_strategies": [s for s in raw["strategies"] if s not in LABEL_ONLY or finetuned],
+        }
+        for key, value in expected.items():
+            if raw.get(key) is None:
+                raw = {**raw, key: value}
+            elif raw[key] != value:
+                raise ValueError(
+                    f"{key}: must list, in order, the strategies of student.strategies that "
+                    f"{'do not ' if key.startswith('finetune') else ''}read the teacher "
+                    f"(with init: {raw.get('init', 'pretrained')}): {value} (got {raw[key]})"
+                )
+        return raw
 
 
 class StrategyParams(_Section):

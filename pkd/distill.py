@@ -6,12 +6,16 @@ its logits and [CLS] states are read from the cache by example idx.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from transformers import Trainer
 
 from pkd.losses import pkd_loss
 from pkd.models import model_pooling
 from pkd.pooling import layer_states
-from pkd.teacher_cache import TeacherCache
+
+if TYPE_CHECKING:  # an annotation only: the teacher stage, which uses this trainer, never reads a cache
+    from pkd.teacher_cache import TeacherCache
 
 # Columns the collator passes along that the model's forward does not take.
 NON_MODEL_COLUMNS = ("idx", "length")

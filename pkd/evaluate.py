@@ -22,7 +22,7 @@ from transformers import DataCollatorWithPadding
 
 from pkd.data.tasks import DIAGNOSTIC_SPLIT, WNLI_SPLIT, WNLI_TEST_SIZE, TaskInfo
 from pkd.metrics import glue_metrics, logits_to_predictions
-from pkd.teacher_cache import MODEL_INPUTS
+from pkd.models import MODEL_INPUTS
 
 
 @torch.no_grad()

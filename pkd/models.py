@@ -25,6 +25,8 @@ from pkd.data.tasks import TaskInfo
 from pkd.pooling import MeanBertConfig, MeanPooledBertForSequenceClassification
 
 PACKAGE_PREFIX = "package:"
+# The tokenizer outputs a BERT classifier takes (the rest of a dataset row is not a model input).
+MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
 
 
 def resolve_checkpoint(checkpoint: str) -> str:

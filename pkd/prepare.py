@@ -5,6 +5,9 @@ at training time. A `length` column feeds the length-grouped sampler.
 """
 from __future__ import annotations
 
+import hashlib
+
+import pyarrow as pa
 from datasets import DatasetDict
 
 from pkd.data.tasks import TaskInfo
@@ -27,3 +30,28 @@ def tokenize(splits: DatasetDict, tokenizer, task: TaskInfo, max_seq_length: int
         return enc
 
     return splits.map(encode, batched=True, desc=f"tokenise {task.name}")
+
+
+def content_fingerprints(splits: DatasetDict) -> DatasetDict:
+    """Give each split a fingerprint computed from its contents only.
+
+    `datasets` derives a fingerprint from the chain of transforms, hashing the
+    tokenize function and the tokenizer it closes over, and that hash depends
+    on where the code and the tokenizer's files lie. save_to_disk writes the
+    fingerprint into state.json, so the same data prepared from another
+    checkout or venv had other bytes, and DVC saw another hash for it and for
+    every result downstream. (The old fingerprint also sits in the arrow
+    schema's metadata, hence its removal before hashing.)
+    """
+    out = {}
+    for name, split in splits.items():
+        digest = hashlib.sha256()
+        for batch in split.with_format("arrow").iter(batch_size=10_000):
+            # The schema metadata carries the old fingerprint: hash columns and values only.
+            batch = batch.replace_schema_metadata(None)
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, batch.schema) as writer:
+                writer.write_table(batch)
+            digest.update(sink.getvalue())
+        out[name] = split.select_columns(split.column_names, new_fingerprint=digest.hexdigest()[:16])
+    return DatasetDict(out)

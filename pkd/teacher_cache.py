@@ -22,10 +22,9 @@ from tqdm.auto import tqdm
 from transformers import DataCollatorWithPadding, PreTrainedModel
 
 from pkd.io import atomic_dir, read_json, write_json
-from pkd.models import model_pooling
+from pkd.models import MODEL_INPUTS, model_pooling
 from pkd.pooling import layer_states
 
-MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
 MANIFEST = "manifest.json"
 
 

@@ -6,15 +6,15 @@ from pkd.cli import config_hash, load_checked_params, run_stage, stage_args
 from pkd.config import STRATEGY_LAYER_MAP, ConfigError
 from pkd.data import get_task
 from pkd.layers import layer_map
-from pkd.models import build_student, load_tokenizer
-from pkd.teacher_cache import load_cache
+from pkd.models import build_student, checkpoint_depth, load_tokenizer
+from pkd.teacher_cache import MANIFEST, load_cache
 from pkd.tracking import stage_run
 from pkd.training import random_subset, train_model
 
 
 def main() -> None:
     args = stage_args("task", "strategy", "depth", "seed")
-    params = load_checked_params()
+    params = load_checked_params(checkpoint_depth)
     task = get_task(args.task)
     if args.strategy not in params.student.strategies:
         raise ConfigError(f"student.strategies: '{args.strategy}' is not listed; allowed: {params.student.strategies}")
@@ -33,6 +33,13 @@ def main() -> None:
     tracked = {"student": settings, "strategy": strategy.model_dump(), "teacher_layers": layers, "seed": args.seed, "pooling": params.pooling,
                "normalize_patience": student.patience_normalized(task.name, args.depth)}
     tags = {"task": task.name, "strategy": args.strategy, "depth": args.depth, "seed": args.seed}
+    # A leftover checkpoint is resumed only by the same run: same params, data, teacher and cache.
+    inputs = [paths.prepared(task.name)]
+    if cache is not None or student.init == "finetuned":
+        inputs.append(teacher_dir)
+    if cache is not None:
+        inputs.append(paths.teacher_cache(task.name) / MANIFEST)  # names the teacher, data and dtype
+    run_key = config_hash(tracked, params.teacher.checkpoint, params.seed, *inputs)
     with stage_run("distill", params=tracked, tags=tags) as run:
         train_model(
             build_student(params.teacher.checkpoint, args.depth, task, student.init, teacher_dir, seed=args.seed, pooling=params.pooling),
@@ -43,7 +50,7 @@ def main() -> None:
             params=student,
             learning_rate=params.student_learning_rate(args.strategy, task.name),
             seed=args.seed,
-            checkpoint_dir=paths.checkpoints(f"{task.name}-{name}-{config_hash(tracked)}"),
+            checkpoint_dir=paths.checkpoints(f"{task.name}-{name}-{run_key}"),
             model_out=paths.student_model(task.name, args.strategy, args.depth, args.seed),
             history_out=paths.history(task.name, name),
             cache=cache,

@@ -17,7 +17,7 @@ from pkd.tracking import stage_run
 
 def main() -> None:
     args = stage_args("task")
-    params = load_checked_params()
+    params = load_checked_params(checkpoint_depth)
     task = get_task(args.task)
     splits = load_from_disk(str(paths.prepared(task.name)))
     teacher_depth = checkpoint_depth(params.teacher.checkpoint)

@@ -3,14 +3,14 @@ from pkd import paths
 from pkd.cli import load_checked_params, run_stage, stage_args
 from pkd.data import get_task, load_task
 from pkd.io import atomic_dir
-from pkd.models import load_tokenizer
-from pkd.prepare import subsample, tokenize
+from pkd.models import checkpoint_depth, load_tokenizer
+from pkd.prepare import content_fingerprints, subsample, tokenize
 from pkd.tracking import stage_run
 
 
 def main() -> None:
     args = stage_args("task")
-    params = load_checked_params()
+    params = load_checked_params(checkpoint_depth)
     task = get_task(args.task)
     data = params.data
     with stage_run("prepare", params={"data": data.model_dump(), "seed": params.seed}, tags={"task": task.name}) as run:
@@ -24,6 +24,7 @@ def main() -> None:
         )
         splits = subsample(splits, data.max_train_samples, data.max_eval_samples)
         splits = tokenize(splits, load_tokenizer(params.teacher.checkpoint), task, data.max_seq_length)
+        splits = content_fingerprints(splits)  # same bytes on disk from any checkout or venv
         with atomic_dir(paths.prepared(task.name)) as tmp:
             splits.save_to_disk(str(tmp))
         run.log_metrics({f"{name}_examples": len(split) for name, split in splits.items()})

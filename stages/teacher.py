@@ -4,18 +4,21 @@ from datasets import load_from_disk
 from pkd import paths
 from pkd.cli import config_hash, load_checked_params, run_stage, stage_args
 from pkd.data import get_task
-from pkd.models import build_teacher, load_tokenizer
+from pkd.models import build_teacher, checkpoint_depth, load_tokenizer
 from pkd.tracking import stage_run
 from pkd.training import train_model
 
 
 def main() -> None:
     args = stage_args("task")
-    params = load_checked_params()
+    params = load_checked_params(checkpoint_depth)
     task = get_task(args.task)
     splits = load_from_disk(str(paths.prepared(task.name)))
     teacher = params.teacher.for_task(task.name)
-    with stage_run("teacher", params={"teacher": teacher.model_dump(), "seed": params.seed, "pooling": params.pooling}, tags={"task": task.name}) as run:
+    # What the teacher reads (dvc.yaml params); cache_* belong to the teacher_cache stage.
+    settings = {"teacher": teacher.model_dump(exclude={"cache_dtype", "cache_batch_size"}), "seed": params.seed, "pooling": params.pooling}
+    run_key = config_hash(settings, paths.prepared(task.name))
+    with stage_run("teacher", params=settings, tags={"task": task.name}) as run:
         train_model(
             build_teacher(teacher.checkpoint, task, seed=params.seed, pooling=params.pooling),
             load_tokenizer(teacher.checkpoint),
@@ -25,7 +28,7 @@ def main() -> None:
             params=teacher,
             learning_rate=teacher.learning_rate,
             seed=params.seed,
-            checkpoint_dir=paths.checkpoints(f"teacher-{task.name}-{config_hash(teacher, params.seed)}"),
+            checkpoint_dir=paths.checkpoints(f"teacher-{task.name}-{run_key}"),
             model_out=paths.teacher_model(task.name),
             history_out=paths.history(task.name, "teacher"),
             tracker=run,  # per-epoch metrics reach MLflow while training runs

@@ -7,14 +7,13 @@ from pkd import paths
 from pkd.cli import load_checked_params, run_stage
 from pkd.data import get_task
 from pkd.io import write_json
-from pkd.models import load_tokenizer, resolve_checkpoint
-from pkd.teacher_cache import MODEL_INPUTS
+from pkd.models import MODEL_INPUTS, checkpoint_depth, load_tokenizer, resolve_checkpoint
 from pkd.timing import time_depths
 from pkd.tracking import stage_run
 
 
 def main() -> None:
-    params = load_checked_params()
+    params = load_checked_params(checkpoint_depth)
     timing = params.timing
     if timing.threads:
         torch.set_num_threads(timing.threads)

@@ -23,6 +23,14 @@ def with_value(dotted: str, value):
     return raw
 
 
+def with_strategies(raw: dict, strategies: list[str]) -> dict:
+    """Set student.strategies and let the per-stage split be derived from it."""
+    raw["student"]["strategies"] = strategies
+    raw["student"].pop("finetune_strategies", None)
+    raw["student"].pop("distill_strategies", None)
+    return raw
+
+
 def test_default_params_are_valid():
     params = parse_params(DEFAULTS)
     assert params.data.source == "builtin"
@@ -102,15 +110,13 @@ def test_paper_grid_values_are_accepted(value):
     ],
 )
 def test_depth_rules_need_the_teacher_depth(depths, strategies, message):
-    raw = with_value("student.depths", depths)
-    raw["student"]["strategies"] = strategies
+    raw = with_strategies(with_value("student.depths", depths), strategies)
     with pytest.raises(ConfigError, match=message):
         check_depths(parse_params(raw), teacher_depth=6)
 
 
 def test_depth_one_is_fine_without_pkd():
-    raw = with_value("student.depths", [1])
-    raw["student"]["strategies"] = ["ft", "kd"]
+    raw = with_strategies(with_value("student.depths", [1]), ["ft", "kd"])
     check_depths(parse_params(raw), teacher_depth=6)
 
 
@@ -210,3 +216,19 @@ def test_distill_stage_depends_on_the_per_task_normalisation():
     assert "student.normalize_patience_overrides" in stages["distill"]["params"]
     assert "normalize_patience_overrides" in DEFAULTS["student"]
     assert "patience_normalized(" in (ROOT / "stages/distill.py").read_text()
+def test_strategies_split_by_stage_follows_what_reads_the_teacher():
+    student = parse_params(with_strategies(copy.deepcopy(DEFAULTS), ["kd", "ft"])).student
+    assert (student.finetune_strategies, student.distill_strategies) == (["ft"], ["kd"])
+    raw = with_strategies(with_value("student.init", "finetuned"), ["ft", "kd"])
+    assert parse_params(raw).student.distill_strategies == ["ft", "kd"]  # FT starts from the teacher
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("student.finetune_strategies", []), ("student.distill_strategies", ["kd", "pkd_skip", "pkd_last", "ft"])],
+)
+def test_strategies_split_must_match_the_strategies(key, value):
+    with pytest.raises(ConfigError, match=key.split(".")[1] + ": must list"):
+        parse_params(with_value(key, value))
+    with pytest.raises(ConfigError, match="finetune_strategies"):  # init: finetuned moves ft to distill
+        parse_params(with_value("student.init", "finetuned"))

@@ -44,7 +44,7 @@ def test_repro_produces_every_output(repo):
     strategies = ["ft", "kd", "pkd_skip", "pkd_last"]
     assert ran_stages(log) == {
         f"prepare@{TASK}", f"teacher@{TASK}", f"teacher_cache@{TASK}", f"evaluate@{TASK}", "timing", "report",
-        *(f"distill@{TASK}-{s}-2-42" for s in strategies),
+        f"finetune@{TASK}-ft-2-42", *(f"distill@{TASK}-{s}-2-42" for s in strategies[1:]),
     }
     for name in ["report.md", "report.html", "table1_main.csv", "table2_skip_vs_last.csv", "table3_inference.csv",
                  "fig_metric_vs_depth.png", "fig_train_vs_dev.png", "fig_accuracy_vs_speedup.png"]:
@@ -162,6 +162,19 @@ def test_ddp_cache_equals_single_process_and_distill_runs_under_torchrun(repo, t
         run(["dvc", "checkout", "--force"], root, env)
 
 
+def test_changing_a_cache_only_key_reruns_only_the_cache_and_its_readers(repo):
+    root, env, _ = repo
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["teacher"]["cache_dtype"] = "bfloat16"  # not the default
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    log = run(["dvc", "repro"], root, env)
+    # Not the teacher (it does not read cache_*), not FT (it does not read the cache).
+    assert ran_stages(log) == {
+        f"teacher_cache@{TASK}", *(f"distill@{TASK}-{s}-2-42" for s in ["kd", "pkd_skip", "pkd_last"]),
+        f"evaluate@{TASK}", "report",
+    }
+
+
 def test_changing_one_strategy_reruns_only_its_students(repo):
     root, env, _ = repo
     params = yaml.safe_load((root / "params.yaml").read_text())
@@ -178,7 +191,8 @@ def test_adding_a_seed_trains_only_the_new_students(repo):
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     log = run(["dvc", "repro"], root, env)
     strategies = ["ft", "kd", "pkd_skip", "pkd_last"]
-    assert ran_stages(log) == {*(f"distill@{TASK}-{s}-2-7" for s in strategies), f"evaluate@{TASK}", "report"}
+    assert ran_stages(log) == {f"finetune@{TASK}-ft-2-7", *(f"distill@{TASK}-{s}-2-7" for s in strategies[1:]),
+                               f"evaluate@{TASK}", "report"}
     record = json.loads((root / "metrics/eval" / TASK / "kd-2-s7.json").read_text())
     assert record["seed"] == 7 and record["strategy"] == "kd"
     assert "| KD | 2 | 2 |" in (root / "reports/report.md").read_text()  # two seeds in the cell

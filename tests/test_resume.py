@@ -82,3 +82,49 @@ def test_atomic_writes_leave_nothing_on_failure(tmp_path):
             raise RuntimeError("killed")
     assert not (tmp_path / "out").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json"]
+
+
+def test_run_key_changes_with_settings_and_input_bytes(tmp_path):
+    from pkd.cli import config_hash
+
+    data = tmp_path / "prepared"
+    (data / "train").mkdir(parents=True)
+    (data / "train" / "data.arrow").write_bytes(b"rows")
+    key = config_hash({"lr": 1e-3}, data)
+    assert config_hash({"lr": 1e-3}, data) == key
+    assert config_hash({"lr": 2e-3}, data) != key
+    (data / "train" / "data.arrow").write_bytes(b"other rows")
+    assert config_hash({"lr": 1e-3}, data) != key
+
+
+@pytest.mark.slow
+def test_leftover_checkpoint_is_not_resumed_after_the_data_changes(tiny_bert, tmp_path):
+    """Kill the teacher stage after its first epoch, change the data, re-run: it starts fresh."""
+    import yaml
+
+    from conftest import ROOT, make_repo, run_cmd
+
+    task = "builtin_pair"
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"].update(tasks=[task], builtin_train_size=64, builtin_dev_size=32, max_seq_length=48)
+    params["teacher"].update(checkpoint=str(tiny_bert), epochs=5, batch_size=16, train_eval_samples=16)
+    params["student"].update(depths=[2])
+    env = make_repo(tmp_path, params)
+    run_cmd([sys.executable, "stages/prepare.py", "--task", task], tmp_path, env)
+    proc = subprocess.Popen([sys.executable, "stages/teacher.py", "--task", task], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not (stale := [d for d in (tmp_path / "runs/checkpoints").glob("*") if last_complete_checkpoint(d)]):
+        assert proc.poll() is None, "the teacher stage ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    params["data"]["builtin_train_size"] = 48
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run_cmd([sys.executable, "stages/prepare.py", "--task", task], tmp_path, env)
+    run_cmd([sys.executable, "stages/teacher.py", "--task", task], tmp_path, env)
+    history = json.loads((tmp_path / "metrics/train" / task / "teacher.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5]
+    # A resumed run would have consumed (and, on success, removed) the stale checkpoint.
+    assert last_complete_checkpoint(stale[0]) is not None, "the stale checkpoint was resumed"

@@ -1,0 +1,194 @@
+"""Every stage lists, as DVC deps, each pkd module that its script imports (transitively).
+
+A module missing from a stage's deps means an edit to it re-runs nothing, and
+DVC reports "up to date" for results the code would now compute differently.
+The closure is read from the source with `ast`, imports inside functions
+included, so a lazy import counts as much as a top-level one.
+"""
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PKG = ROOT / "pkd"
+# Modules that cannot change any output, so no stage needs to re-run when they change.
+EXEMPT = {"pkd/tracking.py"}  # MLflow tracking: copies of params/metrics, never an input to a result
+
+
+def module_file(name: str) -> Path | None:
+    """pkd.a.b -> pkd/a/b.py or pkd/a/b/__init__.py (None outside pkd or if absent)."""
+    parts = name.split(".")
+    if parts[0] != "pkd":
+        return None
+    base = ROOT.joinpath(*parts)
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def package_of(path: Path) -> str:
+    """The package a relative import starts from: pkd.data for pkd/data/x.py and pkd/data/__init__.py."""
+    return ".".join(path.relative_to(ROOT).parts[:-1])
+
+
+def is_type_checking(node: ast.AST) -> bool:
+    test = getattr(node, "test", None)
+    return isinstance(node, ast.If) and (
+        (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING")
+        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+    )
+
+
+def runtime_nodes(tree: ast.AST):
+    """Every node, functions included, except the bodies of `if TYPE_CHECKING:` (never run)."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        if is_type_checking(node):
+            todo.extend(node.orelse)
+        else:
+            todo.extend(ast.iter_child_nodes(node))
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Dotted names of the modules a file imports, parents included (their __init__ runs first)."""
+    names: set[str] = set()
+    package = package_of(path) if path.is_relative_to(PKG) else ""
+    for node in runtime_nodes(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            # `from pkg import name` imports pkg.name when name is a submodule.
+            targets = [module] + [f"{module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for target in targets:
+            parts = target.split(".")
+            names.update(".".join(parts[: i + 1]) for i in range(len(parts)))
+    return names
+
+
+def closure(script: Path) -> set[str]:
+    """Repository-relative paths of every pkd file that running `script` can import."""
+    seen: set[Path] = set()
+    todo = [script]
+    while todo:
+        path = todo.pop()
+        for name in imported_modules(path):
+            found = module_file(name)
+            if found is not None and found not in seen:
+                seen.add(found)
+                todo.append(found)
+    return {p.relative_to(ROOT).as_posix() for p in seen}
+
+
+def stage_templates() -> dict[str, dict]:
+    """Stage name -> its (unexpanded) definition; foreach stages keep their `do` body."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    return {name: body.get("do", body) for name, body in stages.items()}
+
+
+def covered(path: str, deps: list[str]) -> bool:
+    return any(path == dep or path.startswith(dep.rstrip("/") + "/") for dep in deps)
+
+
+STAGES = stage_templates()
+
+
+def script_of(stage: dict) -> Path:
+    match = re.search(r"stages/\w+\.py", stage["cmd"])
+    assert match, f"no stage script in {stage['cmd']!r}"
+    return ROOT / match.group(0)
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_stage_deps_cover_every_imported_pkd_module(name):
+    stage = STAGES[name]
+    script = script_of(stage)
+    deps = stage["deps"]
+    assert script.relative_to(ROOT).as_posix() in deps
+    missing = sorted(p for p in closure(script) - EXEMPT if not covered(p, deps))
+    assert not missing, f"stage {name}: imported but not in deps: {missing}"
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_stage_code_deps_are_all_used(name):
+    """The other direction: a pkd dep the stage never imports would re-run it for nothing."""
+    stage = STAGES[name]
+    used = closure(script_of(stage))
+    code_deps = [d for d in stage["deps"] if d == "pkd" or d.startswith("pkd/")]
+    for dep in code_deps:
+        assert (ROOT / dep).exists(), f"stage {name}: dep {dep} does not exist"
+        assert any(covered(p, [dep]) for p in used), f"stage {name}: dep {dep} is not imported by the stage"
+
+
+def test_report_code_is_not_a_dep_of_training():
+    for name in ("teacher", "teacher_cache", "distill"):
+        assert not any(p.startswith("pkd/report") for p in closure(script_of(STAGES[name]))), name
+
+
+def test_closure_follows_relative_and_function_level_imports(tmp_path):
+    script = tmp_path / "script.py"
+    script.write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import pkd.report\n"
+        "def main():\n    from pkd.data import errors\n"
+    )
+    used = closure(script)
+    assert not any(p.startswith("pkd/report") for p in used)  # annotation-only imports never run
+    assert "pkd/data/errors.py" in used  # imported inside a function, as a submodule name
+    assert "pkd/data/builtin.py" in used  # `from .builtin import ...` in pkd/data/__init__.py
+    assert "pkd/__init__.py" in used  # every `import pkd.x` runs the package's __init__
+
+
+def changed_stages(root: Path, env: dict) -> set[str]:
+    import json
+
+    from conftest import run_cmd
+
+    status = json.loads(run_cmd(["dvc", "status", "--json"], root, env).strip().splitlines()[-1])
+    return {name.split(":")[-1] for name in status}
+
+
+@pytest.mark.slow
+def test_what_each_change_reaches_in_the_dag(tmp_path):
+    """Placeholder outputs recorded with `dvc commit` (nothing trained), then DVC's own view of
+    what a change makes stale: a cache-only key reaches only the cache; a new cache or a new
+    teacher reaches the students that read them, never the FT students."""
+    from dvc.repo import Repo
+
+    from conftest import make_repo, run_cmd
+
+    task = "builtin_pair"
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"]["tasks"] = [task]
+    params["student"]["depths"] = [2]
+    env = make_repo(tmp_path, params)
+    with Repo(str(tmp_path)) as repo:
+        outs = [Path(out.fs_path) for stage in repo.index.stages for out in stage.outs]
+    for out in outs:
+        target = out if out.suffix else out / "part"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(str(out))
+    run_cmd(["dvc", "commit", "-f", "-q"], tmp_path, env)
+    assert changed_stages(tmp_path, env) == set()
+
+    params["teacher"]["cache_dtype"] = "bfloat16"  # not the default
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert changed_stages(tmp_path, env) == {f"teacher_cache@{task}"}  # not the teacher
+
+    (tmp_path / "cache/teacher" / task / "part").write_text("float16 rows")
+    readers = {f"distill@{task}-{s}-2-42" for s in ("kd", "pkd_skip", "pkd_last")}
+    assert changed_stages(tmp_path, env) == {f"teacher_cache@{task}", *readers}  # not finetune@...-ft-2
+
+    (tmp_path / "models/teacher" / task / "part").write_text("another teacher")
+    assert changed_stages(tmp_path, env) == {f"teacher@{task}", f"teacher_cache@{task}", f"evaluate@{task}", *readers}
