@@ -28,11 +28,12 @@ datasets.disable_caching()
 
 
 def load_checked_params() -> Params:
-    """params.yaml, validated, including the depth rules that need the teacher's config."""
-    from pkd.models import checkpoint_depth  # imports transformers: only once params parse
+    """params.yaml, validated, including the rules that need the teacher's and student init's configs."""
+    from pkd.models import check_student_init, checkpoint_depth  # imports transformers: only once params parse
 
     params = load_params(PARAMS_FILE)
     check_depths(params, checkpoint_depth(params.teacher.checkpoint))
+    check_student_init(params)
     return params
 
 

@@ -86,6 +86,8 @@ class StudentParams(TrainParams):
     depths: list[int] = Field(min_length=1)
     strategies: list[str] = Field(min_length=1)
     init: Literal["pretrained", "finetuned"] = "pretrained"
+    # Pre-trained checkpoint the student's first M layers come from (null: teacher.checkpoint).
+    init_checkpoint: str | None = Field(default=None, min_length=1)
     kd_reduction: Literal["mean", "batchmean"] = "mean"
     normalize_patience: bool = True
 
@@ -146,10 +148,19 @@ class Params(_Section):
             raise ValueError("strategies.ft: FT trains on labels only, so alpha and beta must be 0")
         if kd is not None and kd.beta != 0:
             raise ValueError("strategies.kd.beta: KD has no patient loss, so beta must be 0")
+        if self.student.init == "finetuned" and self.student.init_checkpoint is not None:
+            raise ValueError(
+                "student.init_checkpoint: must be null when student.init is finetuned "
+                "(the student is then cut from the fine-tuned teacher)"
+            )
         return self
 
     def strategy(self, name: str) -> StrategyParams:
         return self.strategies[name]
+
+    def student_checkpoint(self) -> str:
+        """The pre-trained checkpoint students are cut from (student.init: pretrained)."""
+        return self.student.init_checkpoint or self.teacher.checkpoint
 
     def student_learning_rate(self, strategy: str) -> float:
         return self.strategies[strategy].learning_rate or self.student.learning_rate

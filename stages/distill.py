@@ -32,7 +32,7 @@ def main() -> None:
     tags = {"task": task.name, "strategy": args.strategy, "depth": args.depth}
     with stage_run("distill", params=tracked, tags=tags) as run:
         history = train_model(
-            build_student(params.teacher.checkpoint, args.depth, task, student.init, teacher_dir, seed=params.seed, pooling=params.pooling),
+            build_student(params.student_checkpoint(), args.depth, task, student.init, teacher_dir, seed=params.seed, pooling=params.pooling),
             load_tokenizer(params.teacher.checkpoint),
             task=task,
             train=splits["train"],

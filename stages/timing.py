@@ -32,6 +32,7 @@ def main() -> None:
             task.num_labels,
             warmup=timing.warmup,
             repeats=timing.repeats,
+            student_checkpoint_dir=resolve_checkpoint(params.student_checkpoint(), "student.init_checkpoint"),
         )
         record["task"] = task.name
         write_json(paths.timing(), record)
