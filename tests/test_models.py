@@ -165,3 +165,26 @@ def test_unreadable_init_checkpoint_names_its_key(tmp_path, tiny_bert):
 
     with pytest.raises(ConfigError, match="^student.init_checkpoint: cannot read"):
         check_student_init(study_params(tiny_bert, tmp_path / "nowhere"))
+
+
+def test_stage_refuses_a_mismatched_tokenizer_with_one_line_and_exit_2(tmp_path, tiny_bert):
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    from conftest import ROOT
+
+    other = save_bert_with_vocab(tmp_path / "other-vocab", ["the", "a", "film"])
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["teacher"]["checkpoint"] = str(tiny_bert)
+    raw["student"].update(init_checkpoint=str(other), depths=[2], strategies=["kd"])
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(raw))
+    proc = subprocess.run([sys.executable, "stages/prepare.py", "--task", "builtin_sentiment"], cwd=ROOT,
+                          env={**os.environ, "PKD_PARAMS": str(params_file)}, capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert lines[0].startswith("error: student.init_checkpoint: the tokenizer of") and str(other) in lines[0]

@@ -16,11 +16,12 @@ TASK = "builtin_pair"
 
 
 def record(task, model, accuracy, depth, role="student", strategy=None, seed=None):
+    """An eval record as `dvc exp show --json` returns it: without its lists and nulls."""
     rec = {"task": task, "model": model, "role": role, "strategy": strategy, "depth": depth, "teacher_depth": 8,
-           "main_metric": "accuracy", "metric_names": ["accuracy"], "splits": {"dev": {"accuracy": accuracy, "n": 32}}}
+           "main_metric": "accuracy", "splits": {"dev": {"accuracy": accuracy, "n": 32}}}
     if seed is not None:
         rec["seed"] = seed
-    return rec
+    return {k: v for k, v in rec.items() if v is not None}
 
 
 def experiment(name, teacher, init, results, seed=42, strategies=("kd", "pkd_skip")):
@@ -106,6 +107,18 @@ def test_several_depths_need_a_choice():
     assert summary_of([exp], depth=3).at[("#1 KD", TASK), "mean"] == 0.75
 
 
+def test_mrpc_cells_are_accuracy_not_the_main_metric():
+    exp = experiment("one", "B", None, {"teacher": 0.8, "kd-2": 0.7})
+    for path, rec in list(exp["metrics"].items()):
+        exp["metrics"].pop(path)
+        rec.update(task="mrpc", main_metric="f1")
+        rec["splits"] = {"dev": {"f1": 0.9, "accuracy": rec["splits"]["dev"]["accuracy"], "n": 32}}
+        exp["metrics"][path.replace(TASK, "mrpc")] = rec
+    s = summary_of([exp])
+    assert s.at[("#1 KD", "mrpc"), "mean"] == 0.7 and s.at[("#1 KD", "mrpc"), "metric"] == "accuracy"
+    assert s.at[("#1 KD", "mrpc"), "paper"] == PAPER["#1 KD"]["mrpc"]
+
+
 def test_no_matching_experiment_says_how_to_run_them():
     with pytest.raises(StudyError, match="base 'B', large 'L'"):
         study_values([experiment("x", "X", None, {"kd-2": 0.5})], SETUP)
@@ -158,7 +171,7 @@ def workspace_results(root):
     """Every eval record and the students' widths that an experiment left in the workspace."""
     evals = {p.stem: json.loads(p.read_text()) for p in (root / "metrics/eval" / TASK).glob("*.json")}
     widths = {p.name: json.loads((p / "config.json").read_text())["hidden_size"]
-              for p in (root / "models/students" / TASK).iterdir()}
+              for p in (root / "models/students" / TASK).iterdir() if p.is_dir()}
     teacher_width = json.loads((root / "models/teacher" / TASK / "config.json").read_text())["hidden_size"]
     return evals, widths, teacher_width
 
