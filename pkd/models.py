@@ -43,8 +43,9 @@ def resolve_checkpoint(checkpoint: str, key: str = "teacher.checkpoint") -> str:
 
 def checkpoint_config(checkpoint: str, key: str = "teacher.checkpoint"):
     """A checkpoint's config only (no weights); `key` names the parameter in errors."""
+    path = resolve_checkpoint(checkpoint, key)
     try:
-        return AutoConfig.from_pretrained(resolve_checkpoint(checkpoint, key))
+        return AutoConfig.from_pretrained(path)
     except (OSError, ValueError) as err:
         raise ConfigError(f"{key}: cannot read '{checkpoint}': {err}") from None
 
@@ -64,7 +65,13 @@ _PROBE = "The Patient KNOWLEDGE distillation of BERT-large, 24 layers: naïve? #
 
 def tokenizer_difference(checkpoint_a: str, checkpoint_b: str, key_b: str) -> str | None:
     """Why the two checkpoints' tokenizers give different token ids, or None if they agree."""
-    a, b = load_tokenizer(checkpoint_a), load_tokenizer(checkpoint_b, key_b)
+    a = load_tokenizer(checkpoint_a)
+    try:
+        b = load_tokenizer(checkpoint_b, key_b)
+    except (OSError, ValueError, TypeError) as err:
+        if isinstance(err, ConfigError):
+            raise
+        raise ConfigError(f"{key_b}: cannot read the tokenizer of '{checkpoint_b}': {err}") from None
     vocab_a, vocab_b = a.get_vocab(), b.get_vocab()
     if vocab_a != vocab_b:
         differ = sum(vocab_b.get(token) != i for token, i in vocab_a.items())

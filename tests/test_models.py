@@ -188,3 +188,16 @@ def test_stage_refuses_a_mismatched_tokenizer_with_one_line_and_exit_2(tmp_path,
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr
     assert lines[0].startswith("error: student.init_checkpoint: the tokenizer of") and str(other) in lines[0]
+
+
+def test_init_checkpoint_without_tokenizer_files_is_refused(tmp_path, tiny_bert):
+    from transformers import BertConfig, BertModel
+
+    from pkd.models import check_student_init
+
+    bare = tmp_path / "no-tokenizer"
+    BertModel(BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+                         intermediate_size=64)).save_pretrained(bare)
+    # transformers then builds a tokenizer of the special tokens only: its ids are not the teacher's.
+    with pytest.raises(ConfigError, match=r"^student.init_checkpoint: the tokenizer of .* vocabularies of 30522 vs 5"):
+        check_student_init(study_params(tiny_bert, bare, strategies=("kd",)))

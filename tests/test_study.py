@@ -190,6 +190,7 @@ def test_three_setups_run_end_to_end_and_the_table_equals_their_metrics(tmp_path
     env = make_repo(repo, params)
     env.update(PKD_TRACKING="off", OMP_NUM_THREADS="1")
     target = f"evaluate@{TASK}"  # timing and report are not part of the study
+    slow = 2400  # seconds per experiment: a loaded 2-core machine can be many times slower than an idle one
 
     def exp(name, teacher, init, strategies):
         cmd = ["dvc", "exp", "run", "-n", name, "-S", f"teacher.checkpoint={teacher}",
@@ -197,18 +198,18 @@ def test_three_setups_run_end_to_end_and_the_table_equals_their_metrics(tmp_path
         return cmd
 
     runs = {}
-    log = run_cmd(exp("base-base", base, None, ["kd", "pkd_skip"]), repo, env)
+    log = run_cmd(exp("base-base", base, None, ["kd", "pkd_skip"]), repo, env, timeout=slow)
     runs["#1"] = (*workspace_results(repo), log)
     # PKD between a 48- and a 32-wide model is refused before any work, naming both sizes.
     proc = subprocess.run(exp("large-base-pkd", large, base, ["kd", "pkd_skip"]), cwd=repo, env=env,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, timeout=slow)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "Traceback" not in out
     assert re.search(r"error: student.strategies: 'pkd_skip' matches hidden states, but teacher.checkpoint "
                      r"'.*' has hidden size 48 and student.init_checkpoint '.*' has 32", out), out[-2000:]
-    log = run_cmd(exp("large-base", large, base, ["kd"]), repo, env)
+    log = run_cmd(exp("large-base", large, base, ["kd"]), repo, env, timeout=slow)
     runs["#2"] = (*workspace_results(repo), log)
-    log = run_cmd(exp("large-large", large, None, ["kd", "pkd_skip"]), repo, env)
+    log = run_cmd(exp("large-large", large, None, ["kd", "pkd_skip"]), repo, env, timeout=slow)
     runs["#3"] = (*workspace_results(repo), log)
 
     # Who was cut from what: widths of teachers and students.
