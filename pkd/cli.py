@@ -29,7 +29,10 @@ datasets.disable_caching()
 
 def load_checked_params() -> Params:
     """params.yaml, validated, including the rules that need the teacher's and student init's configs."""
-    from pkd.models import check_student_init, checkpoint_depth  # imports transformers: only once params parse
+    from pkd.models import (  # imports transformers: only once params parse
+        check_student_init,
+        checkpoint_depth,
+    )
 
     params = load_params(PARAMS_FILE)
     check_depths(params, checkpoint_depth(params.teacher.checkpoint))

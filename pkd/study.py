@@ -187,14 +187,11 @@ def render(summary: pd.DataFrame, setup: Setup, pkd: str = "pkd_skip") -> str:
     lines = []
     header = ["Row", *[h for c in columns for h in ([c, f"{c} (paper)"] if c in with_paper else [c])]]
     table = []
-    for row in ROW_LABELS:
+    for row, label in ROW_LABELS.items():
         sub = summary[summary["row"] == row].set_index("column")
         if sub.empty:
             continue
-        label = ROW_LABELS[row]
-        depths = sorted(set(sub["depth"]))
-        label += f" ({'/'.join(map(str, depths))}L)"
-        rec = [label]
+        rec = [f"{label} ({'/'.join(map(str, sorted(set(sub['depth']))))}L)"]
         for c in columns:
             rec.append(cell(sub.at[c, "mean"], sub.at[c, "std"], sub.at[c, "n"]) if c in sub.index else "-")
             if c in with_paper:
@@ -202,28 +199,31 @@ def render(summary: pd.DataFrame, setup: Setup, pkd: str = "pkd_skip") -> str:
         table.append(rec)
     lines.append(pd.DataFrame(table, columns=header).to_markdown(index=False, disable_numparse=True))
     metrics = ", ".join(f"{c}: {m}" for c, m in dict(zip(summary["column"], summary["metric"])).items())
-    lines += [
-        "",
+    note = (
         f"Dev scores (%), {metrics}; mean ± sample std over seeds where there are several (n = seeds). "
         f"PKD rows: {pkd}. Base checkpoint '{setup.base}', large checkpoint '{setup.large}'. "
         "The '(paper)' columns are the authors' dev accuracy (PKD.md; #1 PKD is their 6-layer PKD-Skip); "
-        "every other number is read from the metrics files listed below.",
+        "every other number is read from the metrics files listed below."
+    )
+    lines += [
+        "",
+        note,
         "",
         "Runs and metrics files:",
         "",
     ]
-    for row in ROW_LABELS:
+    for row, label in ROW_LABELS.items():
         sub = summary[summary["row"] == row]
         if sub.empty:
             continue
         runs = list(dict.fromkeys(r for runs in sub["runs"] for r in runs))
         sources = [s for group in sub["sources"] for s in group]
-        lines.append(f"- {ROW_LABELS[row]}: runs {', '.join(runs)}; files {', '.join(sources)}")
+        lines.append(f"- {label}: runs {', '.join(runs)}; files {', '.join(sources)}")
     return "\n".join(lines) + "\n"
 
 
 def exp_show() -> list[dict]:
-    proc = subprocess.run(["dvc", "exp", "show", "--json", "--all-commits"], capture_output=True, text=True)
+    proc = subprocess.run(["dvc", "exp", "show", "--json", "--all-commits"], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise StudyError(f"dvc exp show failed: {proc.stderr.strip().splitlines()[-1:] or proc.returncode}")
     return json.loads(proc.stdout)

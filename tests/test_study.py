@@ -6,8 +6,8 @@ import sys
 
 import pytest
 import yaml
-
 from conftest import ROOT, make_repo, run_cmd, save_tiny_bert
+
 from pkd.config import parse_params
 from pkd.presets import apply_preset
 from pkd.study import PAPER, ROW_LABELS, Setup, StudyError, render, study_values, summarise
@@ -142,7 +142,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path):
     show = tmp_path / "show.json"
     show.write_text("[]")
     proc = subprocess.run([sys.executable, "-m", "pkd.study", "--exp-show-json", str(show),
-                           "--output", str(tmp_path / "t.md")], cwd=ROOT, capture_output=True, text=True)
+                           "--output", str(tmp_path / "t.md")], cwd=ROOT, capture_output=True, text=True, check=False)
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
 
@@ -202,7 +202,7 @@ def test_three_setups_run_end_to_end_and_the_table_equals_their_metrics(tmp_path
     runs["#1"] = (*workspace_results(repo), log)
     # PKD between a 48- and a 32-wide model is refused before any work, naming both sizes.
     proc = subprocess.run(exp("large-base-pkd", large, base, ["kd", "pkd_skip"]), cwd=repo, env=env,
-                          capture_output=True, text=True, timeout=slow)
+                          capture_output=True, text=True, timeout=slow, check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "Traceback" not in out
     assert re.search(r"error: student.strategies: 'pkd_skip' matches hidden states, but teacher.checkpoint "
