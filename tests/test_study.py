@@ -245,3 +245,53 @@ def test_three_setups_run_end_to_end_and_the_table_equals_their_metrics(tmp_path
         assert summary[row]["sources"][0] == f"{run}:metrics/eval/{TASK}/{model}.json"
         assert cells[f"{ROW_LABELS[row]} ({depths.get(row, 2)}L)"] == [f"{100 * acc(which, model):.1f}"], row
     assert "base-base" in table and "large-base" in table and "large-large" in table
+
+
+WRITE_EVALS = '''
+import json, os, yaml
+p = yaml.safe_load(open("params.yaml"))
+teacher = p["teacher"]["checkpoint"]
+init = p["student"]["init_checkpoint"] or teacher
+base = {"B": 0.8, "L": 0.85}[teacher] + (p["seed"] - 42) / 100
+os.makedirs("metrics/eval/mrpc", exist_ok=True)
+def write(model, role, strategy, depth, acc):
+    rec = {"task": "mrpc", "model": model, "role": role, "strategy": strategy, "depth": depth, "teacher_depth": 8,
+           "main_metric": "f1", "metric_names": ["f1", "accuracy"], "splits": {"dev": {"f1": 0.9, "accuracy": acc, "n": 10}}}
+    json.dump(rec, open(f"metrics/eval/mrpc/{model}.json", "w"))
+write("teacher", "teacher", None, 8, base)
+for s in p["student"]["strategies"]:
+    write(f"{s}-2", "student", s, 2, round(base - 0.1 - 0.05 * (init == "L") - 0.01 * (s == "kd"), 4))
+'''
+
+
+@pytest.mark.slow
+def test_table_from_real_dvc_experiments_with_seeds(tmp_path):
+    """The `dvc exp show --json` path, with a stand-in stage that writes eval records (no training)."""
+    env = {**__import__("os").environ, "DVC_NO_ANALYTICS": "1"}
+    run_cmd(["git", "init", "-q"], tmp_path)
+    run_cmd(["dvc", "init", "-q"], tmp_path, env)
+    (tmp_path / "write.py").write_text(WRITE_EVALS)
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"ev": {
+        "cmd": f"{sys.executable} write.py", "deps": ["write.py"],
+        "params": ["seed", "teacher.checkpoint", "student.init_checkpoint", "student.strategies"],
+        "metrics": ["metrics/eval/mrpc"]}}}))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"seed": 42, "teacher": {"checkpoint": "B"}, "student": {
+        "init": "pretrained", "init_checkpoint": None, "strategies": ["kd", "pkd_skip"]}}))
+    run_cmd(["git", "add", "-A"], tmp_path)
+    run_cmd(["git", "commit", "-qm", "base"], tmp_path)
+    for name, teacher, init, strategies, seed in [("one", "B", "null", "[kd,pkd_skip]", 42),
+                                                  ("one-s43", "B", "null", "[kd,pkd_skip]", 43),
+                                                  ("two", "L", "B", "[kd]", 42),
+                                                  ("three", "L", "null", "[kd,pkd_skip]", 42)]:
+        run_cmd(["dvc", "exp", "run", "-n", name, "-S", f"teacher.checkpoint={teacher}", "-S", f"seed={seed}",
+                 "-S", f"student.init_checkpoint={init}", "-S", f"student.strategies={strategies}"], tmp_path, env)
+    out = run_cmd([sys.executable, "-m", "pkd.study", "--base", "B", "--large", "L"], tmp_path,
+                  {**env, "PYTHONPATH": str(ROOT)})
+    rows = {r["row"]: r for r in json.loads((tmp_path / "reports/teacher_study.json").read_text())}
+    assert rows["#1 KD"]["mean"] == pytest.approx(0.695) and rows["#1 KD"]["n"] == 2
+    assert rows["#1 KD"]["std"] == pytest.approx(0.00707107, abs=1e-6) and rows["#1 KD"]["seeds"] == [42, 43]
+    assert sorted(rows["#1 KD"]["runs"]) == ["one", "one-s43"]
+    assert rows["#2 KD"]["mean"] == pytest.approx(0.74) and rows["#3 KD"]["mean"] == pytest.approx(0.69)
+    assert rows["#3 PKD"]["mean"] == pytest.approx(0.70) and rows["teacher-large"]["n"] == 1
+    assert rows["#2 KD"]["metric"] == "accuracy" and rows["#2 KD"]["paper"] == 84.1
+    assert re.search(r"\| #1 base teacher, base-init, KD \(2L\)\s+\| 69\.5 ± 0\.7 \(n=2\)\s+\| 82\.8\s+\|", out), out
