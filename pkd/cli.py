@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from pkd.config import ConfigError, Params, check_depths, load_params
+from pkd.config import ConfigError, Params, load_params
 from pkd.data.errors import DataFormatError
 
 # This module is imported by every stage, and DVC re-runs a stage when a module
@@ -31,12 +31,12 @@ def user_errors() -> tuple[type[BaseException], ...]:
     return (*USER_ERRORS, *loaded)
 
 
-def load_checked_params(teacher_depth: Callable[[str], int] | None = None) -> Params:
-    """params.yaml, validated; with `teacher_depth` (pkd.models.checkpoint_depth), also the
-    depth rules that need the teacher's config. A stage that builds no model passes none."""
+def load_checked_params(check: Callable[[Params], None] | None = None) -> Params:
+    """params.yaml, validated; `check` (pkd.models.check_checkpoints) adds the rules that
+    need the teacher's and the student init's configs. A stage that builds no model passes none."""
     params = load_params(PARAMS_FILE)
-    if teacher_depth is not None:
-        check_depths(params, teacher_depth(params.teacher.checkpoint))
+    if check is not None:
+        check(params)
     return params
 
 

@@ -108,6 +108,16 @@ class TeacherParams(TrainParams):
     cache_batch_size: int = Field(default=64, gt=0)
 
 
+def split_strategies(strategies: list[str], init: str = "pretrained") -> dict[str, list[str]]:
+    """student.finetune_strategies and student.distill_strategies for a strategy list: the
+    dvc.yaml stage that trains each (finetune: labels only; distill: reads the teacher)."""
+    finetuned = init == "finetuned"
+    return {
+        "finetune_strategies": [s for s in strategies if s in LABEL_ONLY and not finetuned],
+        "distill_strategies": [s for s in strategies if s not in LABEL_ONLY or finetuned],
+    }
+
+
 class StudentParams(TrainParams):
     depths: list[int] = Field(min_length=1)
     strategies: list[str] = Field(min_length=1)
@@ -119,6 +129,8 @@ class StudentParams(TrainParams):
     # same for every student and seed.
     max_train_samples: int | None = Field(default=None, gt=0)
     init: Literal["pretrained", "finetuned"] = "pretrained"
+    # Pre-trained checkpoint the student's first M layers come from (null: teacher.checkpoint).
+    init_checkpoint: str | None = Field(default=None, min_length=1)
     kd_reduction: Literal["mean", "batchmean"] = "mean"
     normalize_patience: bool = True
     # Per task ("mnli") or task and depth ("rte-3"); the authors chose it so (PKD.md).
@@ -183,11 +195,7 @@ class StudentParams(TrainParams):
             return raw
         if any(s not in STRATEGIES for s in raw["strategies"]):
             return raw  # the field's own validator names the unknown one
-        finetuned = raw.get("init") == "finetuned"
-        expected = {
-            "finetune_strategies": [s for s in raw["strategies"] if s in LABEL_ONLY and not finetuned],
-            "distill_strategies": [s for s in raw["strategies"] if s not in LABEL_ONLY or finetuned],
-        }
+        expected = split_strategies(raw["strategies"], raw.get("init", "pretrained"))
         for key, value in expected.items():
             if raw.get(key) is None:
                 raw = {**raw, key: value}
@@ -240,10 +248,19 @@ class Params(_Section):
             raise ValueError("strategies.ft: FT trains on labels only, so alpha and beta must be 0")
         if kd is not None and kd.beta != 0:
             raise ValueError("strategies.kd.beta: KD has no patient loss, so beta must be 0")
+        if self.student.init == "finetuned" and self.student.init_checkpoint is not None:
+            raise ValueError(
+                "student.init_checkpoint: must be null when student.init is finetuned "
+                "(the student is then cut from the fine-tuned teacher)"
+            )
         return self
 
     def strategy(self, name: str) -> StrategyParams:
         return self.strategies[name]
+
+    def student_checkpoint(self) -> str:
+        """The pre-trained checkpoint students are cut from (student.init: pretrained)."""
+        return self.student.init_checkpoint or self.teacher.checkpoint
 
     def student_learning_rate(self, strategy: str, task: str | None = None) -> float:
         """The strategy's own rate, else the task's override, else student.learning_rate."""

@@ -20,7 +20,7 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-from pkd.config import ConfigError
+from pkd.config import STRATEGY_LAYER_MAP, ConfigError, check_depths
 from pkd.data.tasks import TaskInfo
 from pkd.pooling import MeanBertConfig, MeanPooledBertForSequenceClassification
 
@@ -29,32 +29,103 @@ PACKAGE_PREFIX = "package:"
 MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
 
 
-def resolve_checkpoint(checkpoint: str) -> str:
+def resolve_checkpoint(checkpoint: str, key: str = "teacher.checkpoint") -> str:
     """Turn `package:<module>` into the directory holding the model's config.json."""
     if not checkpoint.startswith(PACKAGE_PREFIX):
         return checkpoint
     module = checkpoint.removeprefix(PACKAGE_PREFIX)
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(f"teacher.checkpoint: package '{module}' is not installed")
+        raise ConfigError(f"{key}: package '{module}' is not installed")
     for root in spec.submodule_search_locations:
         for config in sorted(Path(root).rglob("config.json")):
             if (config.parent / "model.safetensors").exists() or (config.parent / "pytorch_model.bin").exists():
                 return str(config.parent)
-    raise ConfigError(f"teacher.checkpoint: package '{module}' ships no model directory")
+    raise ConfigError(f"{key}: package '{module}' ships no model directory")
 
 
-def checkpoint_depth(checkpoint: str) -> int:
-    """Number of encoder layers of a checkpoint, read from its config only."""
+def checkpoint_config(checkpoint: str, key: str = "teacher.checkpoint"):
+    """A checkpoint's config only (no weights); `key` names the parameter in errors."""
+    path = resolve_checkpoint(checkpoint, key)
     try:
-        config = AutoConfig.from_pretrained(resolve_checkpoint(checkpoint))
-    except OSError as err:
-        raise ConfigError(f"teacher.checkpoint: cannot read '{checkpoint}': {err}") from None
-    return config.num_hidden_layers
+        return AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"{key}: cannot read '{checkpoint}': {err}") from None
 
 
-def load_tokenizer(checkpoint: str):
-    return AutoTokenizer.from_pretrained(resolve_checkpoint(checkpoint), use_fast=True)
+def checkpoint_depth(checkpoint: str, key: str = "teacher.checkpoint") -> int:
+    """Number of encoder layers of a checkpoint, read from its config only."""
+    return checkpoint_config(checkpoint, key).num_hidden_layers
+
+
+def load_tokenizer(checkpoint: str, key: str = "teacher.checkpoint"):
+    return AutoTokenizer.from_pretrained(resolve_checkpoint(checkpoint, key), use_fast=True)
+
+
+# Cased text, digits, punctuation and a rare word: normalisation differences show in the ids.
+_PROBE = "The Patient KNOWLEDGE distillation of BERT-large, 24 layers: naïve? #3 isn't 1.94x!"
+
+
+def tokenizer_difference(checkpoint_a: str, checkpoint_b: str, key_b: str) -> str | None:
+    """Why the two checkpoints' tokenizers give different token ids, or None if they agree."""
+    a = load_tokenizer(checkpoint_a)
+    try:
+        b = load_tokenizer(checkpoint_b, key_b)
+    except (OSError, ValueError, TypeError) as err:
+        if isinstance(err, ConfigError):
+            raise
+        raise ConfigError(f"{key_b}: cannot read the tokenizer of '{checkpoint_b}': {err}") from None
+    vocab_a, vocab_b = a.get_vocab(), b.get_vocab()
+    if vocab_a != vocab_b:
+        differ = sum(vocab_b.get(token) != i for token, i in vocab_a.items())
+        return f"vocabularies of {len(vocab_a)} vs {len(vocab_b)} tokens, {differ} token ids differ"
+    if a(_PROBE)["input_ids"] != b(_PROBE)["input_ids"]:
+        return "same vocabulary but different normalisation (e.g. lower-casing): a probe sentence gets other ids"
+    return None
+
+
+def check_checkpoints(params) -> None:
+    """The params rules that need checkpoint configs: student depths against the teacher's,
+    and the student init checkpoint (pkd.cli.load_checked_params runs this before any work)."""
+    check_depths(params, checkpoint_depth(params.teacher.checkpoint))
+    check_student_init(params)
+
+
+def check_student_init(params) -> None:
+    """Refuse a student.init_checkpoint the students cannot be cut from, before any work.
+
+    The students are trained on the teacher's token ids (prepared data, teacher
+    cache), so the init checkpoint's tokenizer must give the same ids; it must be
+    at least as deep as every student; and the patient loss compares teacher and
+    student hidden states, so PKD strategies need equal hidden sizes (KD and FT
+    only compare logits and work across sizes).
+    """
+    init, teacher = params.student.init_checkpoint, params.teacher.checkpoint
+    if init is None or init == teacher:
+        return
+    key = "student.init_checkpoint"
+    config = checkpoint_config(init, key)
+    for depth in params.student.depths:
+        if depth > config.num_hidden_layers:
+            raise ConfigError(
+                f"student.depths: a student of depth {depth} cannot be cut from {key} '{init}', "
+                f"which has {config.num_hidden_layers} layers; allowed: 1..{config.num_hidden_layers}"
+            )
+    hidden_t, hidden_s = checkpoint_config(teacher).hidden_size, config.hidden_size
+    if hidden_t != hidden_s:
+        for name in params.student.strategies:
+            if STRATEGY_LAYER_MAP[name] and params.strategy(name).beta > 0:
+                raise ConfigError(
+                    f"student.strategies: '{name}' matches hidden states, but teacher.checkpoint "
+                    f"'{teacher}' has hidden size {hidden_t} and {key} '{init}' has {hidden_s}; "
+                    f"PKD needs equal sizes (use ft or kd)"
+                )
+    why = tokenizer_difference(teacher, init, key)
+    if why:
+        raise ConfigError(
+            f"{key}: the tokenizer of '{init}' differs from teacher.checkpoint '{teacher}' ({why}); "
+            f"the teacher cache and the students must see the same token ids"
+        )
 
 
 def _classifier_kwargs(task: TaskInfo) -> dict:

@@ -13,7 +13,7 @@ from pathlib import Path
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedSeq
 
-from pkd.config import ConfigError, parse_params
+from pkd.config import ConfigError, parse_params, split_strategies
 
 PRESETS_DIR = Path("presets")
 
@@ -51,6 +51,10 @@ def apply_preset(name: str, params_path: Path = Path("params.yaml"), presets_dir
     changes = YAML(typ="safe").load(preset_path.read_text())
     if glue_dir is not None:
         changes.setdefault("data", {})["glue_dir"] = str(glue_dir)
+    student = changes.get("student", {})
+    if "strategies" in student or "init" in student:  # keep dvc.yaml's per-stage lists in step
+        merged = {**params.get("student", {}), **student}
+        student.update(split_strategies(list(merged["strategies"]), merged.get("init", "pretrained")))
     overlay(params, changes)
     buffer = io.StringIO()
     yaml.dump(params, buffer)

@@ -63,8 +63,13 @@ def time_depths(
     warmup: int = 3,
     repeats: int = 10,
     device: str | None = None,
+    student_checkpoint_dir: str | None = None,
 ) -> dict:
-    """Time the teacher (its full depth) and a student of each depth; return the timing record."""
+    """Time the teacher (its full depth) and a student of each depth; return the timing record.
+
+    Students have the architecture of `student_checkpoint_dir` (their init checkpoint,
+    which may be wider or narrower than the teacher) when it is given.
+    """
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     config = AutoConfig.from_pretrained(checkpoint_dir, num_labels=num_labels)
     teacher_depth = config.num_hidden_layers
@@ -72,7 +77,8 @@ def time_depths(
     models = {}
     for depth in all_depths:
         # Random weights: speed does not depend on their values.
-        cfg = AutoConfig.from_pretrained(checkpoint_dir, num_labels=num_labels, num_hidden_layers=depth)
+        source = checkpoint_dir if depth == teacher_depth else (student_checkpoint_dir or checkpoint_dir)
+        cfg = AutoConfig.from_pretrained(source, num_labels=num_labels, num_hidden_layers=depth)
         models[depth] = AutoModelForSequenceClassification.from_config(cfg).to(dev).eval()
     n_b1 = min(len(dev_features), 64)  # batch-1 latency over this many examples
     workloads = {

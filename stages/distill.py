@@ -6,7 +6,7 @@ from pkd.cli import config_hash, load_checked_params, run_stage, stage_args
 from pkd.config import STRATEGY_LAYER_MAP, ConfigError
 from pkd.data import get_task
 from pkd.layers import layer_map
-from pkd.models import build_student, checkpoint_depth, load_tokenizer
+from pkd.models import build_student, check_checkpoints, load_tokenizer
 from pkd.teacher_cache import MANIFEST, load_cache
 from pkd.tracking import stage_run
 from pkd.training import random_subset, train_model
@@ -14,7 +14,7 @@ from pkd.training import random_subset, train_model
 
 def main() -> None:
     args = stage_args("task", "strategy", "depth", "seed")
-    params = load_checked_params(checkpoint_depth)
+    params = load_checked_params(check_checkpoints)
     task = get_task(args.task)
     if args.strategy not in params.student.strategies:
         raise ConfigError(f"student.strategies: '{args.strategy}' is not listed; allowed: {params.student.strategies}")
@@ -42,7 +42,7 @@ def main() -> None:
     run_key = config_hash(tracked, params.teacher.checkpoint, params.seed, *inputs)
     with stage_run("distill", params=tracked, tags=tags) as run:
         train_model(
-            build_student(params.teacher.checkpoint, args.depth, task, student.init, teacher_dir, seed=args.seed, pooling=params.pooling),
+            build_student(params.student_checkpoint(), args.depth, task, student.init, teacher_dir, seed=args.seed, pooling=params.pooling),
             load_tokenizer(params.teacher.checkpoint),
             task=task,
             train=random_subset(splits["train"], student.max_train_samples, params.seed),

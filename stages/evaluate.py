@@ -11,13 +11,13 @@ from pkd.cli import load_checked_params, run_stage, stage_args
 from pkd.data import get_task
 from pkd.evaluate import evaluate_splits
 from pkd.io import atomic_dir, write_json
-from pkd.models import checkpoint_depth, load_classifier
+from pkd.models import check_checkpoints, checkpoint_depth, load_classifier
 from pkd.tracking import stage_run
 
 
 def main() -> None:
     args = stage_args("task")
-    params = load_checked_params(checkpoint_depth)
+    params = load_checked_params(check_checkpoints)
     task = get_task(args.task)
     splits = load_from_disk(str(paths.prepared(task.name)))
     teacher_depth = checkpoint_depth(params.teacher.checkpoint)

@@ -3,14 +3,14 @@ from pkd import paths
 from pkd.cli import load_checked_params, run_stage, stage_args
 from pkd.data import get_task, load_task
 from pkd.io import atomic_dir
-from pkd.models import checkpoint_depth, load_tokenizer
+from pkd.models import check_checkpoints, load_tokenizer
 from pkd.prepare import content_fingerprints, subsample, tokenize
 from pkd.tracking import stage_run
 
 
 def main() -> None:
     args = stage_args("task")
-    params = load_checked_params(checkpoint_depth)
+    params = load_checked_params(check_checkpoints)
     task = get_task(args.task)
     data = params.data
     with stage_run("prepare", params={"data": data.model_dump(), "seed": params.seed}, tags={"task": task.name}) as run:

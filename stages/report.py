@@ -15,6 +15,7 @@ def main() -> None:
         "student depths": ", ".join(map(str, params.student.depths)),
         "strategies": ", ".join(params.student.strategies),
         "student init": params.student.init,
+        **({"student init checkpoint": params.student.init_checkpoint} if params.student.init_checkpoint else {}),
         "seed (teacher, data)": params.seed,
         "student seeds": ", ".join(map(str, params.student.seeds)),
     }

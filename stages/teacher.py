@@ -4,14 +4,14 @@ from datasets import load_from_disk
 from pkd import paths
 from pkd.cli import config_hash, load_checked_params, run_stage, stage_args
 from pkd.data import get_task
-from pkd.models import build_teacher, checkpoint_depth, load_tokenizer
+from pkd.models import build_teacher, check_checkpoints, load_tokenizer
 from pkd.tracking import stage_run
 from pkd.training import train_model
 
 
 def main() -> None:
     args = stage_args("task")
-    params = load_checked_params(checkpoint_depth)
+    params = load_checked_params(check_checkpoints)
     task = get_task(args.task)
     splits = load_from_disk(str(paths.prepared(task.name)))
     teacher = params.teacher.for_task(task.name)

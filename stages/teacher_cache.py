@@ -6,14 +6,14 @@ from pkd import paths
 from pkd.cli import load_checked_params, run_stage, stage_args
 from pkd.data import get_task
 from pkd.distributed import init_distributed, is_main_process
-from pkd.models import checkpoint_depth, load_classifier, model_pooling
+from pkd.models import check_checkpoints, load_classifier, model_pooling
 from pkd.teacher_cache import dataset_fingerprint, teacher_hash, teacher_outputs, write_cache
 from pkd.tracking import stage_run
 
 
 def main() -> None:
     args = stage_args("task")
-    params = load_checked_params(checkpoint_depth)
+    params = load_checked_params(check_checkpoints)
     task = get_task(args.task)
     device = init_distributed()
     teacher_dir = paths.teacher_model(task.name)

@@ -7,13 +7,13 @@ from pkd import paths
 from pkd.cli import load_checked_params, run_stage
 from pkd.data import get_task
 from pkd.io import write_json
-from pkd.models import MODEL_INPUTS, checkpoint_depth, load_tokenizer, resolve_checkpoint
+from pkd.models import MODEL_INPUTS, check_checkpoints, load_tokenizer, resolve_checkpoint
 from pkd.timing import time_depths
 from pkd.tracking import stage_run
 
 
 def main() -> None:
-    params = load_checked_params(checkpoint_depth)
+    params = load_checked_params(check_checkpoints)
     timing = params.timing
     if timing.threads:
         torch.set_num_threads(timing.threads)
@@ -31,6 +31,7 @@ def main() -> None:
             task.num_labels,
             warmup=timing.warmup,
             repeats=timing.repeats,
+            student_checkpoint_dir=resolve_checkpoint(params.student_checkpoint(), "student.init_checkpoint"),
         )
         record["task"] = task.name
         write_json(paths.timing(), record)

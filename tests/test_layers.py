@@ -44,3 +44,11 @@ def test_non_dividing_depth_uses_floor():
 def test_invalid_combinations_raise(strategy, n, m, message):
     with pytest.raises(ValueError, match=message):
         layer_map(strategy, n, m)
+
+
+def test_larger_teacher_study_maps_24_layers_to_6():
+    # The paper's BERT-large teacher (N = 24) and 6-layer student (PKD.md, larger-teacher study).
+    assert layer_map("skip", 24, 6) == [4, 8, 12, 16, 20]
+    assert layer_map("last", 24, 6) == [19, 20, 21, 22, 23]
+    # The offline proof's tiny "large" teacher (8 layers) and 2-layer student.
+    assert layer_map("skip", 8, 2) == [4] and layer_map("last", 8, 2) == [7]

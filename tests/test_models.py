@@ -3,6 +3,7 @@ import torch
 
 from pkd.config import ConfigError
 from pkd.data import get_task
+from pkd.config import split_strategies
 from pkd.models import build_student, build_teacher, checkpoint_depth, resolve_checkpoint
 
 TASK = get_task("builtin_sentiment")
@@ -104,3 +105,163 @@ def test_saved_classifier_without_its_head_is_refused(tiny_bert, tmp_path):
         load_classifier(bad)
     with pytest.raises(ConfigError, match="classifier.weight"):
         build_student(str(tiny_bert), 2, TASK, init="finetuned", finetuned_teacher=bad)
+
+
+# --- student.init_checkpoint (the larger-teacher study) ---
+
+def study_params(teacher, init, depths=(2,), strategies=("kd", "pkd_skip")):
+    import yaml
+    from conftest import ROOT
+
+    from pkd.config import parse_params
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["teacher"]["checkpoint"] = str(teacher)
+    raw["student"].update(init_checkpoint=None if init is None else str(init), depths=list(depths),
+                          strategies=list(strategies), **split_strategies(list(strategies)))
+    return parse_params(raw)
+
+
+@pytest.fixture(scope="module")
+def wide_bert(tmp_path_factory):
+    from pkd.testing import save_tiny_bert
+
+    return save_tiny_bert(tmp_path_factory.mktemp("wide-bert"), layers=8, hidden=48)
+
+
+def save_bert_with_vocab(path, tokens, lower=True):
+    """A 4-layer tiny BERT whose tokenizer has its own small vocabulary."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    vocab = {token: i for i, token in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *tokens])}
+    tokenizer = BertTokenizerFast(vocab=vocab, do_lower_case=lower)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    BertModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def test_init_checkpoint_defaults_to_the_teacher(tiny_bert):
+    from pkd.models import check_student_init
+
+    params = study_params(tiny_bert, None)
+    assert params.student_checkpoint() == str(tiny_bert)
+    check_student_init(params)
+
+
+def test_student_is_cut_from_the_init_checkpoint(tiny_bert, wide_bert):
+    from pkd.models import check_student_init
+
+    params = study_params(tiny_bert, wide_bert, strategies=("kd",))
+    check_student_init(params)  # KD across hidden sizes is fine
+    student = build_student(params.student_checkpoint(), 2, TASK)
+    assert student.config.hidden_size == 48 and student.config.num_hidden_layers == 2
+    init = build_teacher(str(wide_bert), TASK)
+    for key, value in student.bert.state_dict().items():
+        assert torch.equal(value, init.bert.state_dict()[key]), key
+
+
+def test_pkd_across_hidden_sizes_is_refused_naming_both(tiny_bert, wide_bert):
+    from pkd.models import check_student_init
+
+    with pytest.raises(ConfigError) as err:
+        check_student_init(study_params(wide_bert, tiny_bert, strategies=("kd", "pkd_last")))
+    message = str(err.value)
+    assert message.startswith("student.strategies: 'pkd_last'") and "\n" not in message
+    assert "teacher.checkpoint" in message and "hidden size 48" in message
+    assert "student.init_checkpoint" in message and "has 32" in message
+
+
+def test_pkd_with_equal_hidden_sizes_and_a_deeper_init_is_accepted(tmp_path, tiny_bert):
+    from pkd.models import check_student_init
+    from pkd.testing import save_tiny_bert
+
+    deep_same_width = save_tiny_bert(tmp_path / "deep", layers=8, hidden=32)
+    check_student_init(study_params(tiny_bert, deep_same_width, depths=(3,), strategies=("pkd_skip", "pkd_last")))
+
+
+def test_init_checkpoint_shallower_than_a_student_is_refused(tmp_path, wide_bert):
+    from pkd.models import check_student_init
+    from pkd.testing import save_tiny_bert
+
+    shallow = save_tiny_bert(tmp_path / "shallow", layers=2, hidden=48)
+    with pytest.raises(ConfigError, match=r"student.depths: a student of depth 3 cannot be cut from "
+                                          r"student.init_checkpoint '.*shallow', which has 2 layers"):
+        check_student_init(study_params(wide_bert, shallow, depths=(2, 3), strategies=("kd",)))
+
+
+def test_tokenizer_with_another_vocabulary_is_refused_naming_both(tmp_path, tiny_bert):
+    from pkd.models import check_student_init
+
+    other = save_bert_with_vocab(tmp_path / "other-vocab", ["the", "a", "film", "good", "bad"])
+    with pytest.raises(ConfigError) as err:
+        check_student_init(study_params(tiny_bert, other, strategies=("kd",)))
+    message = str(err.value)
+    assert message.startswith("student.init_checkpoint: the tokenizer of") and "\n" not in message
+    assert str(other) in message and str(tiny_bert) in message and "vocabularies of" in message
+
+
+def test_tokenizer_with_same_vocabulary_but_other_casing_is_refused(tmp_path):
+    from pkd.models import check_student_init
+
+    words = ["the", "a", "film", "good", "bad", "The", "Film"]
+    lower = save_bert_with_vocab(tmp_path / "lower", words, lower=True)
+    cased = save_bert_with_vocab(tmp_path / "cased", words, lower=False)
+    with pytest.raises(ConfigError, match="different normalisation"):
+        check_student_init(study_params(lower, cased, strategies=("kd",)))
+
+
+def test_init_checkpoint_with_finetuned_init_is_refused():
+    import yaml
+    from conftest import ROOT
+
+    from pkd.config import parse_params
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["student"].update(init="finetuned", init_checkpoint="bert-base-uncased",
+                          **split_strategies(raw["student"]["strategies"], "finetuned"))
+    with pytest.raises(ConfigError, match="^student.init_checkpoint: must be null when student.init is finetuned"):
+        parse_params(raw)
+
+
+def test_unreadable_init_checkpoint_names_its_key(tmp_path, tiny_bert):
+    from pkd.models import check_student_init
+
+    with pytest.raises(ConfigError, match="^student.init_checkpoint: cannot read"):
+        check_student_init(study_params(tiny_bert, tmp_path / "nowhere"))
+
+
+def test_stage_refuses_a_mismatched_tokenizer_with_one_line_and_exit_2(tmp_path, tiny_bert):
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+    from conftest import ROOT
+
+    other = save_bert_with_vocab(tmp_path / "other-vocab", ["the", "a", "film"])
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["teacher"]["checkpoint"] = str(tiny_bert)
+    raw["student"].update(init_checkpoint=str(other), depths=[2], strategies=["kd"], **split_strategies(["kd"]))
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(raw))
+    proc = subprocess.run([sys.executable, "stages/prepare.py", "--task", "builtin_sentiment"], cwd=ROOT,
+                          env={**os.environ, "PKD_PARAMS": str(params_file)}, capture_output=True, text=True, check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert lines[0].startswith("error: student.init_checkpoint: the tokenizer of") and str(other) in lines[0]
+
+
+def test_init_checkpoint_without_tokenizer_files_is_refused(tmp_path, tiny_bert):
+    from transformers import BertConfig, BertModel
+
+    from pkd.models import check_student_init
+
+    bare = tmp_path / "no-tokenizer"
+    BertModel(BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+                         intermediate_size=64)).save_pretrained(bare)
+    # transformers then builds a tokenizer of the special tokens only: its ids are not the teacher's.
+    with pytest.raises(ConfigError, match=r"^student.init_checkpoint: the tokenizer of .*\(vocabularies of 30522 vs 5 "):
+        check_student_init(study_params(tiny_bert, bare, strategies=("kd",)))

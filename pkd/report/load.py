@@ -49,7 +49,15 @@ def _read_json(path: Path) -> Any:
 
 
 def _eval_rows(path: Path, source: str) -> list[dict[str, Any]]:
-    data = _read_json(path)
+    return eval_rows(_read_json(path), path, source)
+
+
+def eval_rows(data: Any, path: Path, source: str) -> list[dict[str, Any]]:
+    """Rows of one evaluation record (the JSON content of `path`), checked against its path.
+
+    Also used on records that `dvc exp show --json` returns for an experiment's files.
+    """
+    path = Path(path)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object")
     missing = [k for k in _EVAL_KEYS if k not in data]
@@ -79,6 +87,7 @@ def _eval_rows(path: Path, source: str) -> list[dict[str, Any]]:
         "teacher_depth": data.get("teacher_depth", data["depth"] if strategy is None else None),
         "main_metric": data["main_metric"],
         "metric_names": tuple(data["metric_names"]),
+        "seed": data.get("seed"),  # present once students have a seed axis
         "source": source,
     }
     rows = []

@@ -1,0 +1,264 @@
+"""`pkd-teacher-study`: the paper's larger-teacher study as a table, from DVC experiments.
+
+The study (PKD.md, "The larger-teacher study") compares three set-ups, all with
+the same student depth:
+
+    #1  base teacher,  student cut from the base checkpoint
+    #2  large teacher, student cut from the base checkpoint
+    #3  large teacher, student cut from the large checkpoint
+
+Each set-up is one DVC experiment of the unchanged pipeline, told apart by its
+params `teacher.checkpoint` and `student.init_checkpoint` (README, "The
+larger-teacher study"). This command reads `dvc exp show --json`, as
+`pkd-sweep-table` does, files every evaluation record of every experiment under
+its set-up, and writes one row per set-up and method (KD; PKD where it was run)
+plus the two teachers: dev accuracy per task (the main metric where a task has
+no accuracy), as mean ± std over seeds where there are several, with the
+authors' numbers beside and the runs and files every cell comes from.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from pkd.io import write_json
+from pkd.report.load import eval_rows
+from pkd.report.tables import score_columns, task_order
+from pkd.sweep import collect_experiments
+
+OUTPUT_MD = Path("reports/teacher_study.md")
+OUTPUT_JSON = Path("reports/teacher_study.json")
+WORKSPACE = "workspace"
+
+# The authors' dev accuracy (%), PKD.md "The larger-teacher study"; "#1 PKD" is
+# their 6-layer PKD-Skip row of the anchor table (same teacher and init as #1).
+PAPER = {
+    "teacher-base": {"sst2": 92.6, "mrpc": 86.9, "rte": 69.4, "qnli": 91.1, "mnli-m": 83.5, "qqp": 90.9},
+    "teacher-large": {"sst2": 92.8, "mrpc": 85.5, "rte": 71.5, "qnli": 92.1, "mnli-m": 85.9, "qqp": 91.5},
+    "#1 KD": {"sst2": 90.8, "mrpc": 82.8, "rte": 67.5, "qnli": 88.7, "mnli-m": 80.8, "qqp": 90.5},
+    "#2 KD": {"sst2": 91.0, "mrpc": 84.1, "rte": 66.4, "qnli": 87.4, "mnli-m": 80.8, "qqp": 90.3},
+    "#3 KD": {"sst2": 89.2, "mrpc": 75.2, "rte": 58.1, "qnli": 84.3, "mnli-m": 75.8, "qqp": 88.0},
+    "#1 PKD": {"sst2": 91.1, "mrpc": 83.5, "rte": 68.2, "qnli": 89.7, "mnli-m": 82.2, "qqp": 90.8},
+    "#3 PKD": {"sst2": 89.4, "mrpc": 71.6, "rte": 59.2, "qnli": 83.5, "mnli-m": 77.1, "qqp": 89.5},
+}
+ROW_LABELS = {
+    "teacher-base": "Teacher, base",
+    "teacher-large": "Teacher, large",
+    "#1 KD": "#1 base teacher, base-init, KD",
+    "#2 KD": "#2 large teacher, base-init, KD",
+    "#3 KD": "#3 large teacher, large-init, KD",
+    "#3 PKD": "#3 large teacher, large-init, PKD",
+    "#1 PKD": "#1 base teacher, base-init, PKD",
+}
+SETUPS = {("base", "base"): "#1", ("large", "base"): "#2", ("large", "large"): "#3"}
+
+
+class StudyError(ValueError):
+    """The experiments cannot make the table; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Setup:
+    """How experiments are recognised: the two checkpoints as params.yaml spells them."""
+
+    base: str
+    large: str
+
+    def of(self, params: dict) -> str | None:
+        """'#1' / '#2' / '#3' for an experiment's params, or None if it is none of them."""
+        teacher = params.get("teacher", {}).get("checkpoint")
+        student = params.get("student", {})
+        if student.get("init", "pretrained") != "pretrained":
+            return None  # a student copied from the fine-tuned teacher is not the study's
+        init = student.get("init_checkpoint") or teacher
+        names = {self.base: "base", self.large: "large"}
+        return SETUPS.get((names.get(teacher), names.get(init)))
+
+
+def study_values(experiments: list[dict], setup: Setup, pkd: str = "pkd_skip", depth: int | None = None) -> pd.DataFrame:
+    """One row per (row, column, seed): the value and the run and file it comes from.
+
+    Identical results found under several names (an experiment and the workspace
+    it left, a teacher restored from DVC's run-cache) are kept once; different
+    values for the same seed are refused, since they would be averaged as seeds.
+    """
+    records = []
+    # Named experiments first, so a duplicate is credited to the experiment, not the workspace.
+    for exp in sorted(experiments, key=lambda e: e["name"] == WORKSPACE):
+        which = setup.of(exp["params"])
+        if which is None:
+            continue
+        for path, record in exp["metrics"].items():
+            parts = Path(path).parts
+            if len(parts) < 4 or parts[-4:-2] != ("metrics", "eval") or not record:
+                continue
+            for row in eval_rows(_restore(record), Path(path), f"{exp['name']}:{path}"):
+                row.update(setup=which, run=exp["name"],
+                           seed=row["seed"] if row["seed"] is not None else exp["params"].get("seed"))
+                records.append(row)
+    evals = pd.DataFrame.from_records(records)
+    if evals.empty:
+        raise StudyError(
+            f"no experiment has teacher.checkpoint / student.init_checkpoint of the study "
+            f"(base '{setup.base}', large '{setup.large}') with evaluation metrics; "
+            f"run the set-ups first (README, 'The larger-teacher study')"
+        )
+    evals["row"] = [_row_key(r, pkd) for r in evals.itertuples()]
+    evals = evals[evals["row"].notna()]
+    students = evals[evals["role"] != "teacher"]
+    depths = sorted(set(students["depth"].astype(int)))
+    if depth is None:
+        if len(depths) > 1:
+            raise StudyError(f"students of several depths {depths}: choose one with --depth")
+        depth = depths[0] if depths else None
+    evals = evals[(evals["role"] == "teacher") | (evals["depth"] == depth)]
+    values = []
+    for col in score_columns(evals, "dev", task_order(evals)):
+        cell = evals[(evals["task"] == col.task) & (evals["split"] == col.split)]
+        for _, grp in cell.groupby(["row", "run", "source"], sort=False):
+            names = grp.iloc[0]["metric_names"]
+            metric = "accuracy" if "accuracy" in names else grp.iloc[0]["main_metric"]
+            chosen = grp[grp["metric"] == metric].iloc[0]
+            values.append({"row": chosen["row"], "column": col.label, "metric": metric, "seed": chosen["seed"],
+                           "value": float(chosen["value"]), "depth": int(chosen["depth"]),
+                           "run": chosen["run"], "source": chosen["source"]})
+    values = pd.DataFrame.from_records(values).drop_duplicates(subset=["row", "column", "seed", "value"])
+    clash = values[values.duplicated(subset=["row", "column", "seed"], keep=False)]
+    if not clash.empty:
+        first = clash.iloc[0]
+        runs = clash[(clash["row"] == first["row"]) & (clash["column"] == first["column"])]["run"].tolist()
+        raise StudyError(
+            f"{ROW_LABELS[first['row']]}, {first['column']}, seed {first['seed']}: runs {', '.join(runs)} "
+            f"disagree; pass the experiments to use with --exp"
+        )
+    return values
+
+
+def _restore(record: dict) -> dict:
+    """An eval record as `dvc exp show --json` gives it, which drops lists and nulls, made whole again."""
+    record = dict(record)
+    record.setdefault("strategy", None)  # a teacher's null
+    splits = record.get("splits")
+    if "metric_names" not in record and isinstance(splits, dict) and splits:
+        # The metric names are the keys of every split (besides the example count n).
+        record["metric_names"] = [k for k in next(iter(splits.values())) if k != "n"]
+    return record
+
+
+def _row_key(row, pkd: str) -> str | None:
+    if row.role == "teacher":
+        return "teacher-large" if row.setup in ("#2", "#3") else "teacher-base"
+    if row.strategy == "kd":
+        return f"{row.setup} KD"
+    if row.strategy == pkd and f"{row.setup} PKD" in ROW_LABELS:
+        return f"{row.setup} PKD"
+    return None
+
+
+def summarise(values: pd.DataFrame) -> pd.DataFrame:
+    """Mean, std (sample, n - 1) and n over seeds per (row, column), with the runs and files."""
+    out = []
+    for (row, column), grp in values.groupby(["row", "column"], sort=False):
+        v = grp["value"].tolist()
+        std = float(pd.Series(v).std(ddof=1)) if len(v) > 1 else None
+        out.append({"row": row, "column": column, "metric": grp.iloc[0]["metric"], "mean": sum(v) / len(v),
+                    "std": std, "n": len(v), "seeds": sorted(grp["seed"].tolist()), "depth": int(grp.iloc[0]["depth"]),
+                    "runs": list(dict.fromkeys(grp["run"])), "sources": grp["source"].tolist(),
+                    "paper": PAPER[row].get(column)})
+    return pd.DataFrame.from_records(out)
+
+
+def cell(mean: float, std: float | None, n: int) -> str:
+    if std is None or math.isnan(std):
+        return f"{100 * mean:.1f}"
+    return f"{100 * mean:.1f} ± {100 * std:.1f} (n={n})"
+
+
+def render(summary: pd.DataFrame, setup: Setup, pkd: str = "pkd_skip") -> str:
+    columns = list(dict.fromkeys(summary["column"]))
+    with_paper = [c for c in columns if summary.loc[summary["column"] == c, "paper"].notna().any()]
+    lines = []
+    header = ["Row", *[h for c in columns for h in ([c, f"{c} (paper)"] if c in with_paper else [c])]]
+    table = []
+    for row, label in ROW_LABELS.items():
+        sub = summary[summary["row"] == row].set_index("column")
+        if sub.empty:
+            continue
+        rec = [f"{label} ({'/'.join(map(str, sorted(set(sub['depth']))))}L)"]
+        for c in columns:
+            rec.append(cell(sub.at[c, "mean"], sub.at[c, "std"], sub.at[c, "n"]) if c in sub.index else "-")
+            if c in with_paper:
+                rec.append(f"{PAPER[row][c]:.1f}" if c in PAPER[row] else "-")
+        table.append(rec)
+    lines.append(pd.DataFrame(table, columns=header).to_markdown(index=False, disable_numparse=True))
+    metrics = ", ".join(f"{c}: {m}" for c, m in dict(zip(summary["column"], summary["metric"])).items())
+    note = (
+        f"Dev scores (%), {metrics}; mean ± sample std over seeds where there are several (n = seeds). "
+        f"PKD rows: {pkd}. Base checkpoint '{setup.base}', large checkpoint '{setup.large}'. "
+        "The '(paper)' columns are the authors' dev accuracy (PKD.md; #1 PKD is their 6-layer PKD-Skip); "
+        "every other number is read from the metrics files listed below."
+    )
+    lines += [
+        "",
+        note,
+        "",
+        "Runs and metrics files:",
+        "",
+    ]
+    for row, label in ROW_LABELS.items():
+        sub = summary[summary["row"] == row]
+        if sub.empty:
+            continue
+        runs = list(dict.fromkeys(r for runs in sub["runs"] for r in runs))
+        sources = [s for group in sub["sources"] for s in group]
+        lines.append(f"- {label}: runs {', '.join(runs)}; files {', '.join(sources)}")
+    return "\n".join(lines) + "\n"
+
+
+def exp_show() -> list[dict]:
+    proc = subprocess.run(["dvc", "exp", "show", "--json", "--all-commits"], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise StudyError(f"dvc exp show failed: {proc.stderr.strip().splitlines()[-1:] or proc.returncode}")
+    return json.loads(proc.stdout)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", default="bert-base-uncased", help="teacher.checkpoint of the base model")
+    parser.add_argument("--large", default="bert-large-uncased", help="teacher.checkpoint of the large model")
+    parser.add_argument("--depth", type=int, help="student depth (needed when several were run)")
+    parser.add_argument("--pkd", default="pkd_skip", choices=["pkd_skip", "pkd_last"], help="the PKD rows' strategy")
+    parser.add_argument("--exp", action="append", help="use only these experiments (repeatable)")
+    parser.add_argument("--exp-show-json", type=Path, help="read this file instead of running `dvc exp show --json`")
+    parser.add_argument("--output", type=Path, default=OUTPUT_MD)
+    args = parser.parse_args(argv)
+    setup = Setup(args.base, args.large)
+    try:
+        raw = json.loads(args.exp_show_json.read_text()) if args.exp_show_json else exp_show()
+        experiments = collect_experiments(raw)
+        if args.exp:
+            experiments = [e for e in experiments if e["name"] in args.exp]
+        summary = summarise(study_values(experiments, setup, args.pkd, args.depth))
+    except (StudyError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    text = render(summary, setup, args.pkd)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text)
+    records = summary.to_dict(orient="records")
+    for rec in records:  # JSON has no NaN
+        rec["std"] = None if rec["std"] is None or math.isnan(rec["std"]) else rec["std"]
+    write_json(args.output.with_suffix(".json"), records)
+    print(text)
+    print(f"written to {args.output} and {args.output.with_suffix('.json')}")
+
+
+if __name__ == "__main__":
+    main()
