@@ -191,3 +191,34 @@ def export_and_score(model_dir: str | Path, out_dir: str | Path, dev, task, *,
             f"{fp32}: ONNX Runtime and PyTorch agree on {100 * check['agreement']:.2f}% of "
             f"{len(dev)} dev examples (< {100 * min_agreement:.1f}%), max abs logit diff {check['max_abs_diff']:.3g}")
     return record
+
+
+def deployable(export: str | Path, dst: str | Path) -> Path:
+    """A copy of an export directory with the int8 model only: what the MLflow model ships."""
+    dst = Path(dst)
+    dst.mkdir(parents=True, exist_ok=True)
+    copy_metadata(export, dst)
+    shutil.copy2(Path(export) / INT8_FILE, dst / INT8_FILE)
+    return dst
+
+
+def input_example(dev, has_pair: bool, n: int = 3):
+    """A few dev texts as the DataFrame the MLflow model takes (text_a[, text_b])."""
+    import pandas as pd
+
+    rows = dev.select(range(min(n, len(dev))))
+    data = {"text_a": list(rows["text_a"])}
+    if has_pair:
+        data["text_b"] = list(rows["text_b"])
+    return pd.DataFrame(data)
+
+
+def registered_name(task: str) -> str:
+    """Name of a task's model in MLflow's model registry."""
+    return f"pkd-{task}"
+
+
+def best_student(candidates: list[dict], latency: dict[int, float]) -> dict:
+    """The candidate (dicts with score, depth) with the best score; ties go to the lower
+    latency (by depth), then to fewer layers."""
+    return min(candidates, key=lambda c: (-c["score"], latency.get(c["depth"], float("inf")), c["depth"]))
