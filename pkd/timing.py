@@ -120,7 +120,8 @@ def time_depths(
             "throughput_b32_len128": (make_batches(dev_features, collator, 32, FIXED_LENGTH), len(dev_features)),
         }
         numpy_batches = {k: [{n: t.numpy() for n, t in b.items()} for b in batches] for k, (batches, _) in workloads.items()}
-        order = sorted(runners, key=lambda key: (key[0] != "pytorch", key))  # PyTorch rows first
+        runtimes = ("pytorch", "onnx_fp32", "onnx_int8")  # PyTorch rows first, as before ONNX
+        order = sorted(runners, key=lambda key: (runtimes.index(key[0]), all_depths.index(key[1])))
         samples = {key: {k: [] for k in workloads} for key in order}
         for repeat in range(warmup + repeats):
             for name, (batches, n) in workloads.items():
