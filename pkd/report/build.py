@@ -16,7 +16,7 @@ from pkd.report.render import Block, Bullets, Heading, Image, Para, Table, to_ht
 
 TITLE = "Patient Knowledge Distillation: reproduction report"
 OUTPUTS = (
-    "table1_main.csv", "table2_skip_vs_last.csv", "table3_inference.csv",
+    "table1_main.csv", "table2_skip_vs_last.csv", "table3_inference.csv", "table4_deployment.csv",
     "fig_metric_vs_depth.png", "fig_train_vs_dev.png", "fig_accuracy_vs_speedup.png",
     "report.md", "report.html",
 )
@@ -60,27 +60,67 @@ def _column_notes(m: Metrics, columns: list[tables.Column]) -> list[str]:
     return notes
 
 
+# The authors' published points (PKD.md): inference speed-up of the 6- and 3-layer students
+# over the 12-layer BERT-base teacher, and their PKD dev accuracy relative to that teacher,
+# averaged over SST-2, MRPC, RTE, QNLI, MNLI-m and QQP (the authors' dev table).
+_PAPER_TEACHER = (92.6, 86.9, 69.4, 91.1, 83.5, 90.9)
+PAPER_POINTS = (
+    ("Paper PKD 6L", 1.94, (91.1, 83.5, 68.2, 89.7, 82.2, 90.8)),
+    ("Paper PKD 3L", 3.73, (88.1, 75.3, 62.1, 85.6, 77.6, 89.5)),
+)
+_EXPORT_RUNTIME = {"onnx_fp32": "onnx_fp32", "onnx_int8": "onnx_int8"}
+
+
+def paper_points() -> list[dict[str, Any]]:
+    return [{"label": label, "strategy": "paper", "runtime": "paper", "speedup": speedup,
+             "score": 100 * sum(s / t for s, t in zip(scores, _PAPER_TEACHER)) / len(scores)}
+            for label, speedup, scores in PAPER_POINTS]
+
+
 def _speedup_points(m: Metrics, sc: pd.DataFrame, columns: list[tables.Column]) -> pd.DataFrame:
-    by_depth, teacher_speed = {}, None
+    """One point per deployable variant (PyTorch, ONNX fp32, ONNX int8) of every model:
+    throughput speed-up vs the PyTorch teacher and the average main metric relative to
+    the teacher's (%), plus the authors' published points."""
+    speed: dict[tuple[str, int | str], float] = {}
     for r in (m.timing or {}).get("models", []):
-        speed = (r.get("speedup") or {}).get("throughput_b32_dev")
+        value = (r.get("speedup") or {}).get("throughput_b32_dev")
+        runtime = r.get("runtime", "pytorch")
         if r.get("model") == "teacher":
-            teacher_speed = speed
+            speed[(runtime, "teacher")] = value
         elif r.get("depth") is not None:
-            by_depth[int(r["depth"])] = speed
+            speed[(runtime, int(r["depth"]))] = value
+    teacher_avg = tables.average_main(sc, "teacher", columns) if "teacher" in set(sc["model"]) else None
     rows = []
+
+    def add(label, strategy, runtime, speedup, avg, reference=teacher_avg):
+        rel = None if avg is None or not reference else 100 * avg / reference
+        rows.append({"label": label, "strategy": strategy, "runtime": runtime, "speedup": speedup, "score": rel})
+
     for model, grp in sc.groupby("model", sort=False):
         first = grp.iloc[0]
         teacher = first["role"] == "teacher"
-        avg = tables.average_main(sc, model, columns)
         method = "Teacher" if teacher else tables.METHOD_LABELS[first["strategy"]]
-        rows.append({
-            "label": f"{method} {first['depth']}L",
-            "strategy": None if teacher else first["strategy"],
-            "speedup": teacher_speed if teacher else by_depth.get(int(first["depth"])),
-            "score": None if avg is None else 100 * avg,
-        })
-    return pd.DataFrame.from_records(rows, columns=["label", "strategy", "speedup", "score"])
+        key = "teacher" if teacher else int(first["depth"])
+        add(f"{method} {first['depth']}L", None if teacher else first["strategy"], "pytorch",
+            speed.get(("pytorch", key)), tables.average_main(sc, model, columns))
+    ex = m.exports
+    if ex is not None and not ex.empty:
+        tasks = list(dict.fromkeys(c.task for c in columns))
+        # Export scores the first dev split of a task (MNLI: matched): the teacher likewise.
+        firsts = [next(c for c in columns if c.task == t) for t in tasks]
+        teacher_main = sc[sc["model"] == "teacher"].set_index("column")["main"]
+        reference = (sum(teacher_main.get(c.label, float("nan")) for c in firsts) / len(firsts)
+                     if "teacher" in set(sc["model"]) else None)
+        for (model, variant), grp in ex[ex["variant"].isin(_EXPORT_RUNTIME)].groupby(["model", "variant"], sort=False):
+            mains = grp.set_index("task")["main"]
+            if any(t not in mains or pd.isna(mains[t]) for t in tasks):
+                continue  # an average over a subset of tasks would not be comparable
+            first = grp.iloc[0]
+            add(f"{tables.METHOD_LABELS[first['strategy']]} {first['depth']}L", first["strategy"],
+                variant, speed.get((variant, int(first["depth"]))), sum(mains[t] for t in tasks) / len(tasks),
+                reference)
+    rows += paper_points()
+    return pd.DataFrame.from_records(rows, columns=["label", "strategy", "runtime", "speedup", "score"])
 
 
 def _timing_notes(timing: dict[str, Any] | None) -> list[str]:
@@ -104,7 +144,7 @@ def _timing_notes(timing: dict[str, Any] | None) -> list[str]:
 
 def _blocks(m: Metrics, config: dict[str, Any], split: str, t1: pd.DataFrame,
             t2: pd.DataFrame, t3: pd.DataFrame, figs: dict[str, bytes],
-            columns: list[tables.Column]) -> list[Block]:
+            columns: list[tables.Column], t4: pd.DataFrame | None = None) -> list[Block]:
     col_notes = _column_notes(m, columns)
     avg_note = (f"Average: mean of the main metric over the {len(columns)} score columns, "
                 "computed from unrounded values; `-` where a column is missing.")
@@ -132,6 +172,17 @@ def _blocks(m: Metrics, config: dict[str, Any], split: str, t1: pd.DataFrame,
         Heading("Table 3: inference cost"),
         Table(t3, "Table 3. Parameters, latency, throughput and speed-up vs the teacher",
               _timing_notes(m.timing)),
+        Heading("Table 4: deployment"),
+        Table(t4 if t4 is not None else tables.table4_deployment(None),
+              f"Table 4. Exported students: {split} main metric (x100) of the PyTorch model, its "
+              "ONNX export and the int8 dynamically quantised ONNX model", [
+                  "Agreement: share of dev examples on which the ONNX model predicts the same "
+                  "label as PyTorch (the export stage fails below export.min_agreement); max abs "
+                  "diff: largest logit difference, fp32 ONNX vs PyTorch.",
+                  "Sizes: the .onnx files on disk. Timing of these runtimes: Table 3.",
+              ] if m.exports is not None else [
+                  "No student was exported: set `export.enabled: true` in params.yaml.",
+              ]),
         Heading("Figures"),
         Image("fig_metric_vs_depth.png", figs["fig_metric_vs_depth.png"],
               f"Figure 1. {split} main metric vs student depth per method; "
@@ -140,8 +191,12 @@ def _blocks(m: Metrics, config: dict[str, Any], split: str, t1: pd.DataFrame,
               "Figure 2. Train (solid) vs dev (dashed) accuracy per epoch for KD and "
               "PKD-Skip: the paper's overfitting comparison."),
         Image("fig_accuracy_vs_speedup.png", figs["fig_accuracy_vs_speedup.png"],
-              f"Figure 3. {split} main metric averaged over all score columns vs "
-              "throughput speed-up (batch 32, dev lengths)."),
+              f"Figure 3. {split} main metric averaged over all score columns, relative to the "
+              "teacher's, vs throughput speed-up over the PyTorch fp32 teacher (batch 32, dev "
+              "lengths), for every deployable variant: PyTorch fp32 (filled), ONNX Runtime fp32 "
+              "(hollow) and int8 (diamond) where exported. Purple stars: the authors' published "
+              "PKD points (12-layer BERT-base teacher; speed-ups 1.94x and 3.73x, dev accuracy "
+              "relative to the teacher averaged over six GLUE tasks) - theirs, not measured here."),
     ]
     if m.sweep is not None:
         blocks += [Heading("Hyper-parameter sweep"),
@@ -159,6 +214,8 @@ def _blocks(m: Metrics, config: dict[str, Any], split: str, t1: pd.DataFrame,
             + (", ".join(f"`{s}`" for s in trains) or "none found"),
             "Table 3, Figure 3 (speed-up): "
             + ("`timing.json`" if m.timing else "no timing.json found"),
+            "Table 4, Figure 3 (ONNX points): "
+            + (", ".join(f"`{s}`" for s in m.sources if s.startswith("export/")) or "none"),
             *(["Sweep table: `sweep_best.json`"] if m.sweep is not None else []),
         ]),
     ]
@@ -183,6 +240,7 @@ def build_report(metrics_dir: Path, out_dir: Path, config: dict[str, Any],
     t1 = tables.table1_main(m, sc, columns)
     t2 = tables.table2_skip_vs_last(m, sc, columns)
     t3 = tables.table3_inference(m.timing)
+    t4 = tables.table4_deployment(m.exports)
 
     mains = set(m.evals["main_metric"])
     metric_label = f"{split} {'accuracy' if mains == {'accuracy'} else 'main metric'} (%)"
@@ -191,13 +249,14 @@ def build_report(metrics_dir: Path, out_dir: Path, config: dict[str, Any],
         "fig_train_vs_dev.png": figures.train_vs_dev(
             m.histories, tasks, tables.student_depths(m.evals)),
         "fig_accuracy_vs_speedup.png": figures.accuracy_vs_speedup(
-            _speedup_points(m, sc, columns), f"average {metric_label}"),
+            _speedup_points(m, sc, columns), f"average {split} main metric, % of the teacher's"),
     }
-    blocks = _blocks(m, dict(config), split, t1, t2, t3, figs, columns)
+    blocks = _blocks(m, dict(config), split, t1, t2, t3, figs, columns, t4)
     contents: dict[str, bytes] = {
         "table1_main.csv": t1.to_csv(index=False).encode(),
         "table2_skip_vs_last.csv": t2.to_csv(index=False).encode(),
         "table3_inference.csv": t3.to_csv(index=False).encode(),
+        "table4_deployment.csv": t4.to_csv(index=False).encode(),
         **figs,
         "report.md": to_markdown(blocks).encode(),
         "report.html": to_html(blocks, TITLE).encode(),
