@@ -56,9 +56,10 @@ def main() -> None:
                 record = export_and_score(model_dir, tmp, dev, task, min_agreement=params.export.min_agreement)
             except ExportCheckError as err:
                 sys.exit(f"error: {err}")
+        seconds = record.pop("seconds")  # to MLflow only: the metrics file stays reproducible
         record = {"model": name, "strategy": args.strategy, "depth": args.depth, "enabled": True, **record}
         write_json(metrics, record)
-        run.log_metrics({k: v for k, v in record.items() if isinstance(v, dict)})
+        run.log_metrics({**{k: v for k, v in record.items() if isinstance(v, dict)}, "seconds": seconds})
         with tempfile.TemporaryDirectory() as tmp:
             run.log_model(deployable(out, tmp), input_example(dev, task.has_pair))
 
