@@ -31,7 +31,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import ROOT, add_common_args, hardware, load_sst2, print_banner, print_table, setup_device, write_result
+from _common import (
+    ROOT,
+    add_common_args,
+    hardware,
+    load_sst2,
+    print_banner,
+    print_table,
+    setup_device,
+    write_result,
+)
 from transformers import DataCollatorWithPadding
 
 from pkd.config import TrainParams, load_params

@@ -141,7 +141,6 @@ def test_pipeline_with_export_enabled(tmp_path_factory):
     the best student registered and loadable by name, Table 4 in the report."""
     import mlflow
     import yaml
-
     from conftest import ROOT, make_repo, run_cmd, save_tiny_bert
 
     root = tmp_path_factory.mktemp("export-repo")

@@ -4,14 +4,13 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import ROOT
 
 from pkd.console import main
 from pkd.data import get_task
 from pkd.export import INT8_FILE, export_dir
 from pkd.models import build_teacher, load_tokenizer
 from pkd.predict import Predictor, read_examples
-
-from conftest import ROOT
 
 SENTENCES = ["a wonderful, moving film", "not good at all", "it was fine",
              "the plot is dull but the acting is great and the music is a delight", "bad"]
@@ -83,7 +82,7 @@ def test_cli_writes_labels_and_probabilities(saved, tmp_path, capsys):
 def test_console_script_reads_stdin_pairs(saved):
     proc = subprocess.run([sys.executable, "-m", "pkd.console", "predict", "--model", str(saved / "pair"),
                            "--input", "-"], input="a cat sat\ta cat was sitting\nhello\tgoodbye\n",
-                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+                          capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0] == "label\tprob_not_equivalent\tprob_equivalent" and len(lines) == 3
@@ -103,7 +102,7 @@ def test_bad_input_one_line_exit_2(saved, tmp_path, capsys, case, content, model
     src = tmp_path / "in.txt"
     src.write_text(content)
     model_path = saved / model if model != "nowhere" else tmp_path / "nowhere"
-    code, out, err = cli(capsys, "--model", model_path, "--input", src, "--output", tmp_path / "o.tsv")
+    code, _, err = cli(capsys, "--model", model_path, "--input", src, "--output", tmp_path / "o.tsv")
     assert code == 2, case
     assert len(err.strip().splitlines()) == 1 and expected in err and "Traceback" not in err, err
     assert not (tmp_path / "o.tsv").exists()

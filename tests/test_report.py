@@ -242,7 +242,7 @@ def test_misplaced_eval_file_raises(tmp_path):
 
 def _export_record(task: str, model: str, scores: tuple[float, float, float]) -> dict:
     strategy, depth = model.rsplit("-", 1)
-    variant = lambda acc, agree, diff, size: {"accuracy": acc, "agreement": agree, "max_abs_diff": diff, "size_mb": size}  # noqa: E731
+    variant = lambda acc, agree, diff, size: {"accuracy": acc, "agreement": agree, "max_abs_diff": diff, "size_mb": size}
     return {"task": task, "model": model, "strategy": strategy, "depth": int(depth), "enabled": True,
             "main_metric": "accuracy", "n": 100,
             "pytorch_fp32": {"accuracy": scores[0], "size_mb": 60.0},
@@ -250,9 +250,9 @@ def _export_record(task: str, model: str, scores: tuple[float, float, float]) ->
 
 
 def test_deployment_table_onnx_timing_rows_and_paper_points(tmp_path):
+    from pkd.report import tables
     from pkd.report.build import _speedup_points, paper_points
     from pkd.report.load import load_metrics
-    from pkd.report import tables
 
     metrics = write_fixture(tmp_path)
     for task in ("mnli", "mrpc"):

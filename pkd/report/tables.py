@@ -211,7 +211,7 @@ def table4_deployment(exports: pd.DataFrame | None) -> pd.DataFrame:
         v = grp.set_index("variant")
         strategy, depth = grp.iloc[0]["strategy"], grp.iloc[0]["depth"]
 
-        def num(variant, key, fmt, scale=1.0):
+        def num(variant, key, fmt, scale=1.0, v=v):
             value = v[key].get(variant)
             return MISSING if value is None or pd.isna(value) else format(scale * value, fmt)
 
