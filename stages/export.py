@@ -9,8 +9,25 @@ import sys
 import tempfile
 
 from pkd import paths
-from pkd.config import ConfigError, load_params
 from pkd.io import atomic_dir, write_json
+
+
+def export_switches() -> dict:
+    """params.yaml's `export` section, read without pkd.config (which imports datasets):
+    a skipped stage then costs a Python start-up. Enabled runs validate everything."""
+    import yaml
+
+    path = os.environ.get("PKD_PARAMS", "params.yaml")
+    if not os.path.isfile(path):
+        print(f"error: {path}: parameter file not found", file=sys.stderr)
+        sys.exit(2)
+    with open(path) as fh:
+        section = (yaml.safe_load(fh) or {}).get("export") or {}
+    for key in ("enabled", "register_best"):
+        if not isinstance(section.get(key, False), bool):
+            print(f"error: {path}: export.{key}: Input should be a valid boolean (got {section[key]!r})", file=sys.stderr)
+            sys.exit(2)
+    return section
 
 
 def skip_unless_enabled() -> bool:
@@ -19,12 +36,8 @@ def skip_unless_enabled() -> bool:
     for name in ("task", "strategy", "depth"):
         parser.add_argument(f"--{name}", required=True, type=int if name == "depth" else str)
     args, _ = parser.parse_known_args()
-    try:
-        if load_params(os.environ.get("PKD_PARAMS", "params.yaml")).export.enabled:
-            return False
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    if export_switches().get("enabled", False):
+        return False
     name = paths.student_name(args.strategy, args.depth)
     with atomic_dir(paths.onnx_model(args.task, args.strategy, args.depth)) as tmp:
         (tmp / "DISABLED").write_text("export.enabled is false in params.yaml\n")

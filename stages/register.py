@@ -9,8 +9,25 @@ import sys
 import tempfile
 
 from pkd import paths
-from pkd.config import ConfigError, load_params
 from pkd.io import read_json, write_json
+
+
+def export_switches() -> dict:
+    """params.yaml's `export` section, read without pkd.config (which imports datasets):
+    a skipped stage then costs a Python start-up. Enabled runs validate everything."""
+    import yaml
+
+    path = os.environ.get("PKD_PARAMS", "params.yaml")
+    if not os.path.isfile(path):
+        print(f"error: {path}: parameter file not found", file=sys.stderr)
+        sys.exit(2)
+    with open(path) as fh:
+        section = (yaml.safe_load(fh) or {}).get("export") or {}
+    for key in ("enabled", "register_best"):
+        if not isinstance(section.get(key, False), bool):
+            print(f"error: {path}: export.{key}: Input should be a valid boolean (got {section[key]!r})", file=sys.stderr)
+            sys.exit(2)
+    return section
 
 
 def skip_unless_enabled() -> bool:
@@ -18,12 +35,8 @@ def skip_unless_enabled() -> bool:
     parser = argparse.ArgumentParser()
     parser.add_argument("--task", required=True)
     task = parser.parse_known_args()[0].task
-    try:
-        export = load_params(os.environ.get("PKD_PARAMS", "params.yaml")).export
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    if export.enabled and export.register_best:
+    switches = export_switches()
+    if switches.get("enabled", False) and switches.get("register_best", True):
         return False
     write_json(paths.deployment(task), {"task": task, "enabled": False})
     return True
