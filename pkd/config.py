@@ -222,6 +222,14 @@ class TimingParams(_Section):
     threads: int | None = Field(default=None, gt=0)
 
 
+class ExportParams(_Section):
+    """ONNX export, int8 quantisation and MLflow registration of the students (opt-in)."""
+
+    enabled: bool = False
+    min_agreement: float = Field(default=0.999, gt=0, le=1)  # fp32 ONNX vs PyTorch predictions on dev
+    register_best: bool = True  # register each task's best student as MLflow model `pkd-<task>`
+
+
 class Params(_Section):
     preset: str = "embedded"
     seed: int = 42
@@ -234,6 +242,7 @@ class Params(_Section):
     student: StudentParams
     strategies: dict[str, StrategyParams]
     timing: TimingParams = TimingParams()
+    export: ExportParams = ExportParams()
 
     @model_validator(mode="after")
     def _strategies_consistent(self) -> "Params":

@@ -129,7 +129,7 @@ def check_student_init(params) -> None:
 
 
 def _classifier_kwargs(task: TaskInfo) -> dict:
-    kwargs = {"num_labels": task.num_labels}
+    kwargs = {"num_labels": task.num_labels, "pkd_task": task.name}  # pkd predict reads the task back
     if task.is_regression:
         kwargs["problem_type"] = "regression"
     else:
@@ -190,7 +190,10 @@ def _quiet_from_pretrained(path: str, pooling: str | None = None, fresh_head: bo
     level = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
+        task = kwargs.pop("pkd_task", None)
         config = AutoConfig.from_pretrained(path, **kwargs)
+        if task:
+            config.pkd_task = task  # saved with the model, like pkd_pooling
         config.pkd_pooling = pooling or getattr(config, "pkd_pooling", "cls")  # saved with the model
         if config.pkd_pooling == "mean":
             cls = MeanPooledBertForSequenceClassification

@@ -33,6 +33,11 @@ def student_model(task: str, strategy: str, depth: int, seed: int) -> Path:
     return MODELS / "students" / task / student_name(strategy, depth, seed)
 
 
+def onnx_model(task: str, strategy: str, depth: int, seed: int) -> Path:
+    """Export directory of a student: model.onnx, model_int8.onnx, config and tokenizer."""
+    return MODELS / "onnx" / task / student_name(strategy, depth, seed)
+
+
 def teacher_cache(task: str) -> Path:
     return CACHE / task
 
@@ -44,6 +49,16 @@ def history(task: str, model: str) -> Path:
 
 def evaluation(task: str, model: str) -> Path:
     return METRICS / "eval" / task / f"{model}.json"
+
+
+def export_metrics(task: str, model: str) -> Path:
+    """ONNX fp32 / int8 vs PyTorch on dev: agreement, scores, sizes."""
+    return METRICS / "export" / task / f"{model}.json"
+
+
+def deployment(task: str) -> Path:
+    """Which student of a task was registered in MLflow's model registry, and why."""
+    return METRICS / "deploy" / f"{task}.json"
 
 
 def predictions(task: str, model: str) -> Path:

@@ -6,11 +6,15 @@ process, with the models' repeats interleaved so that background load hits
 them all alike. Reported: parameters, latency at batch 1 and throughput at
 batch 32, on real dev lengths and at a fixed length of 128, as median and
 quartiles over repeats after warm-up, plus the speed-up over the teacher.
+With onnx=True, ONNX Runtime fp32 and int8 rows join them: what a user would ship.
 """
 from __future__ import annotations
 
 import platform
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -53,6 +57,24 @@ def _summary(values: list[float]) -> dict[str, float]:
     return {"median": float(q50), "p25": float(q25), "p75": float(q75)}
 
 
+def _onnx_variants(model, workdir: Path, threads: int) -> dict:
+    """{runtime: (ONNX Runtime session, size in MB)} for fp32 and int8 exports of `model`."""
+    from pkd.export import INT8_FILE, ONNX_FILE, OnnxClassifier, export_onnx, quantize_int8, size_mb
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    fp32 = export_onnx(model, workdir / ONNX_FILE)
+    int8 = quantize_int8(fp32, workdir / INT8_FILE)
+    return {"onnx_fp32": (OnnxClassifier(fp32, threads), size_mb(fp32)),
+            "onnx_int8": (OnnxClassifier(int8, threads), size_mb(int8))}
+
+
+def _run_onnx(session, batches) -> float:
+    start = time.perf_counter()
+    for batch in batches:
+        session(batch)
+    return time.perf_counter() - start
+
+
 def time_depths(
     checkpoint_dir: str,
     depths: list[int],
@@ -64,49 +86,75 @@ def time_depths(
     repeats: int = 10,
     device: str | None = None,
     student_checkpoint_dir: str | None = None,
+    onnx: bool = False,
 ) -> dict:
     """Time the teacher (its full depth) and a student of each depth; return the timing record.
 
     Students have the architecture of `student_checkpoint_dir` (their init checkpoint,
     which may be wider or narrower than the teacher) when it is given.
+    onnx=True adds ONNX Runtime fp32 and int8 (dynamic quantisation) rows for every
+    depth, on CPU, with as many threads as PyTorch. Speed-ups are always relative
+    to the PyTorch fp32 teacher. size_mb: weights on disk (safetensors or .onnx).
     """
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     config = AutoConfig.from_pretrained(checkpoint_dir, num_labels=num_labels)
     teacher_depth = config.num_hidden_layers
     all_depths = [teacher_depth, *sorted(set(depths), reverse=True)]
-    models = {}
-    for depth in all_depths:
-        # Random weights: speed does not depend on their values.
-        source = checkpoint_dir if depth == teacher_depth else (student_checkpoint_dir or checkpoint_dir)
-        cfg = AutoConfig.from_pretrained(source, num_labels=num_labels, num_hidden_layers=depth)
-        models[depth] = AutoModelForSequenceClassification.from_config(cfg).to(dev).eval()
-    n_b1 = min(len(dev_features), 64)  # batch-1 latency over this many examples
-    workloads = {
-        "latency_b1_dev_ms": (make_batches(dev_features[:n_b1], collator, 1, None), n_b1),
-        "throughput_b32_dev": (make_batches(dev_features, collator, 32, None), len(dev_features)),
-        "latency_b1_len128_ms": (make_batches(dev_features[:n_b1], collator, 1, FIXED_LENGTH), n_b1),
-        "throughput_b32_len128": (make_batches(dev_features, collator, 32, FIXED_LENGTH), len(dev_features)),
-    }
-    samples = {d: {k: [] for k in workloads} for d in all_depths}
-    for repeat in range(warmup + repeats):
-        for key, (batches, n) in workloads.items():
-            for depth, model in models.items():  # interleaved: same conditions for every model
-                seconds = _run_once(model, batches, dev)
-                if repeat >= warmup:
-                    value = seconds / n * 1000 if key.startswith("latency") else n / seconds
-                    samples[depth][key].append(value)
+    tmp = Path(tempfile.mkdtemp(prefix="pkd-timing-"))
+    runners, sizes, params = {}, {}, {}
+    try:
+        for depth in all_depths:
+            # Random weights: speed does not depend on their values.
+            source = checkpoint_dir if depth == teacher_depth else (student_checkpoint_dir or checkpoint_dir)
+            cfg = AutoConfig.from_pretrained(source, num_labels=num_labels, num_hidden_layers=depth)
+            model = AutoModelForSequenceClassification.from_config(cfg).eval()
+            params[depth] = sum(p.numel() for p in model.parameters())
+            model.save_pretrained(tmp / f"pt-{depth}")
+            sizes[("pytorch", depth)] = (tmp / f"pt-{depth}" / "model.safetensors").stat().st_size / 1e6
+            if onnx:
+                for runtime, (session, size) in _onnx_variants(model, tmp / f"onnx-{depth}", torch.get_num_threads()).items():
+                    runners[(runtime, depth)] = session
+                    sizes[(runtime, depth)] = size
+            runners[("pytorch", depth)] = model.to(dev)
+        n_b1 = min(len(dev_features), 64)  # batch-1 latency over this many examples
+        workloads = {
+            "latency_b1_dev_ms": (make_batches(dev_features[:n_b1], collator, 1, None), n_b1),
+            "throughput_b32_dev": (make_batches(dev_features, collator, 32, None), len(dev_features)),
+            "latency_b1_len128_ms": (make_batches(dev_features[:n_b1], collator, 1, FIXED_LENGTH), n_b1),
+            "throughput_b32_len128": (make_batches(dev_features, collator, 32, FIXED_LENGTH), len(dev_features)),
+        }
+        numpy_batches = {k: [{n: t.numpy() for n, t in b.items()} for b in batches] for k, (batches, _) in workloads.items()}
+        runtimes = ("pytorch", "onnx_fp32", "onnx_int8")  # PyTorch rows first, as before ONNX
+        order = sorted(runners, key=lambda key: (runtimes.index(key[0]), all_depths.index(key[1])))
+        samples = {key: {k: [] for k in workloads} for key in order}
+        for repeat in range(warmup + repeats):
+            for name, (batches, n) in workloads.items():
+                for key in order:  # interleaved: same conditions for every model
+                    runtime, _ = key
+                    if runtime == "pytorch":
+                        seconds = _run_once(runners[key], batches, dev)
+                    else:
+                        seconds = _run_onnx(runners[key], numpy_batches[name])
+                    if repeat >= warmup:
+                        value = seconds / n * 1000 if name.startswith("latency") else n / seconds
+                        samples[key][name].append(value)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    teacher = {k: _summary(v)["median"] for k, v in samples[("pytorch", teacher_depth)].items()}
     records = []
-    for depth in all_depths:
-        summary = {k: _summary(v) for k, v in samples[depth].items()}
-        teacher = {k: _summary(v)["median"] for k, v in samples[teacher_depth].items()}
+    for key in order:
+        runtime, depth = key
+        summary = {k: _summary(v) for k, v in samples[key].items()}
         speedup = {
             k.removesuffix("_ms"): (teacher[k] / summary[k]["median"] if k.startswith("latency") else summary[k]["median"] / teacher[k])
             for k in workloads
         }
         records.append({
             "model": "teacher" if depth == teacher_depth else f"student-{depth}",
+            "runtime": runtime,
             "depth": depth,
-            "parameters": sum(p.numel() for p in models[depth].parameters()),
+            "parameters": params[depth],
+            "size_mb": sizes[key],
             **summary,
             "speedup": speedup,
             "layer_ratio": teacher_depth / depth,

@@ -153,10 +153,83 @@ class StageRun:
         else:
             self._call("log_artifact", self.run_id, str(p), artifact_path)
 
+    def log_model(self, export_dir: str | os.PathLike, input_example: Any,
+                  name: str = "model") -> str | None:
+        """Log an export directory as a text-in, labels-out pyfunc model (pkd.serving).
+
+        The signature is inferred from `input_example` (a DataFrame with text_a[, text_b])
+        and the model's own output on it. Returns the model URI, None when not tracking.
+        """
+        if not self.active:
+            return None
+        try:
+            uri = _log_text_model(self.uri, self.run_id, Path(export_dir), input_example, name)
+        except Exception as exc:
+            self._client = None
+            _fail(self.uri, self.stage, exc)
+            return None
+        self._call("set_tag", self.run_id, "pkd.model_uri", uri)
+        return uri
+
+    def find_model(self, tags: Mapping[str, Any]) -> str | None:
+        """The model URI of the newest run with these pkd.* tags that logged a model."""
+        if not self.active:
+            return None
+        try:
+            exp = self._client.get_run(self.run_id).info.experiment_id
+            query = " and ".join([f"tags.`pkd.{k}` = '{v}'" for k, v in tags.items()]
+                                 + ["tags.`pkd.model_uri` != ''"])
+            runs = self._client.search_runs([exp], query, order_by=["attributes.start_time DESC"],
+                                            max_results=1)
+        except Exception as exc:
+            self._client = None
+            _fail(self.uri, self.stage, exc)
+            return None
+        return runs[0].data.tags["pkd.model_uri"] if runs else None
+
+    def register_model(self, model_uri: str, name: str,
+                       tags: Mapping[str, Any] | None = None) -> str | None:
+        """A new version of registered model `name` from `model_uri`; returns the version."""
+        if not self.active:
+            return None
+        try:
+            import mlflow
+
+            mlflow.set_tracking_uri(self.uri)
+            version = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in (tags or {}).items()})
+        except Exception as exc:
+            self._client = None
+            _fail(self.uri, self.stage, exc)
+            return None
+        self._call("set_tag", self.run_id, "pkd.registered", f"{name}/{version.version}")
+        return str(version.version)
+
     def _end(self, status: str) -> None:
         self._call("set_terminated", self.run_id, status)
         # Nobody knows when a group spanning processes ends; each stage moves its end time.
         self._call("set_terminated", self.parent_id, "FINISHED")
+
+
+def _log_text_model(uri: str, run_id: str, export_dir: Path, example: Any, name: str) -> str:
+    import types
+
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from pkd.serving import ARTIFACT, TextClassifierModel
+
+    local = TextClassifierModel()  # its output on the example gives the signature
+    local.load_context(types.SimpleNamespace(artifacts={ARTIFACT: str(export_dir)}, model_config={}))
+    signature = infer_signature(example, local.predict(None, example))
+    mlflow.set_tracking_uri(uri)
+    with mlflow.start_run(run_id=run_id):
+        info = mlflow.pyfunc.log_model(
+            name=name, python_model=TextClassifierModel(), artifacts={ARTIFACT: str(export_dir)},
+            signature=signature, input_example=example,
+            # Listed, not inferred: inference loads the model again in a subprocess.
+            pip_requirements=["pkd", "onnxruntime", "transformers", "pandas"],
+        )
+    return info.model_uri
 
 
 def _experiment_id(client: Any, uri: str) -> str:

@@ -32,11 +32,13 @@ def main() -> None:
             warmup=timing.warmup,
             repeats=timing.repeats,
             student_checkpoint_dir=resolve_checkpoint(params.student_checkpoint(), "student.init_checkpoint"),
+            onnx=params.export.enabled,
         )
         record["task"] = task.name
         write_json(paths.timing(), record)
         for model in record["models"]:
-            run.log_metrics({f"{model['model']}.{k}": v for k, v in model["speedup"].items()})
+            prefix = model["model"] if model["runtime"] == "pytorch" else f"{model['model']}.{model['runtime']}"
+            run.log_metrics({f"{prefix}.{k}": v for k, v in model["speedup"].items()})
         run.log_artifact(paths.timing())
 
 

@@ -88,7 +88,10 @@ def closure(script: Path) -> set[str]:
             found = module_file(name)
             if found is not None and found not in seen:
                 seen.add(found)
-                todo.append(found)
+                # An exempt module's own imports (tracking -> the MLflow model wrapper) only
+                # serve tracking, so they are not followed.
+                if found.relative_to(ROOT).as_posix() not in EXEMPT:
+                    todo.append(found)
     return {p.relative_to(ROOT).as_posix() for p in seen}
 
 

@@ -45,6 +45,7 @@ def test_repro_produces_every_output(repo):
     assert ran_stages(log) == {
         f"prepare@{TASK}", f"teacher@{TASK}", f"teacher_cache@{TASK}", f"evaluate@{TASK}", "timing", "report",
         f"finetune@{TASK}-ft-2-42", *(f"distill@{TASK}-{s}-2-42" for s in strategies[1:]),
+        *(f"export@{TASK}-{s}-2-42" for s in strategies), f"register@{TASK}",  # export.enabled: false: skipped
     }
     for name in ["report.md", "report.html", "table1_main.csv", "table2_skip_vs_last.csv", "table3_inference.csv",
                  "fig_metric_vs_depth.png", "fig_train_vs_dev.png", "fig_accuracy_vs_speedup.png"]:

@@ -305,3 +305,52 @@ def test_retention_beside_the_authors(tmp_path):
     assert _cell(ret, "FT", "3", "sst2") == "88.4 (96.9)"   # 76.0 / 86.0; theirs 89.7 / 92.6
     md = paths["report.md"].read_text()
     assert "The authors' own dev accuracy" in md and "88.1 (95.1%)" in md  # their 3L PKD on SST-2
+
+
+def _export_record(task: str, model: str, scores: tuple[float, float, float]) -> dict:
+    strategy, depth, seed = model.rsplit("-", 2)
+    variant = lambda acc, agree, diff, size: {"accuracy": acc, "agreement": agree, "max_abs_diff": diff, "size_mb": size}
+    return {"task": task, "model": model, "strategy": strategy, "depth": int(depth), "seed": int(seed[1:]), "enabled": True,
+            "main_metric": "accuracy", "n": 100,
+            "pytorch_fp32": {"accuracy": scores[0], "size_mb": 60.0},
+            "onnx_fp32": variant(scores[1], 1.0, 2e-6, 61.0), "onnx_int8": variant(scores[2], 0.97, 0.2, 16.0)}
+
+
+def test_deployment_table_onnx_timing_rows_and_paper_points(tmp_path):
+    from pkd.report import tables
+    from pkd.report.build import _speedup_points, paper_points
+    from pkd.report.load import load_metrics
+
+    metrics = write_fixture(tmp_path)
+    for task in ("mnli", "mrpc"):
+        _write(metrics / "export" / task / "pkd_skip-3-s42.json", _export_record(task, "pkd_skip-3-s42", (0.8, 0.8, 0.79)))
+        _write(metrics / "export" / task / "kd-2-s42.json", {"task": task, "model": "kd-2-s42", "enabled": False})
+    timing = json.loads((metrics / "timing.json").read_text())
+    for runtime, factor in (("onnx_fp32", 1.2), ("onnx_int8", 2.0)):
+        for entry in (_timing_entry("teacher", 6, factor), _timing_entry("student-3", 3, 1.9 * factor)):
+            timing["models"].append({**entry, "runtime": runtime, "size_mb": 10.0})
+    _write(metrics / "timing.json", timing)
+    paths = build_report(metrics, tmp_path / "out", CONFIG)
+
+    t4 = _csv(paths["table4_deployment.csv"])
+    assert len(t4) == 2  # the disabled kd-2 records are not rows
+    row = t4[t4["Task"] == "mrpc"].iloc[0]
+    assert (row["Model"], row["Layers"], row["Seed"], row["ONNX fp32"], row["ONNX int8"]) == ("PKD-Skip", "3", "42", "80.0", "79.0")
+    assert (row["ONNX fp32 agreement (%)"], row["int8 agreement (%)"], row["Size int8 (MB)"]) == ("100.0", "97.0", "16.0")
+    t3 = _csv(paths["table3_inference.csv"]).set_index("Model")
+    assert t3.loc["student-3 (ONNX Runtime int8)", "Speed-up b32 (dev)"] == "3.80x"
+    assert t3.loc["teacher", "Runtime"] == "PyTorch fp32" and t3.loc["teacher", "Speed-up b1 (dev)"] == "1.00x"
+    assert "Table 4: deployment" in paths["report.md"].read_text()
+
+    m = load_metrics(metrics)
+    columns = tables.score_columns(m.evals, "dev", ["mrpc", "mnli"])
+    summ = tables.summary(tables.scores(m, columns), columns)
+    pts = _speedup_points(m, summ, columns).set_index(["label", "runtime"])
+    assert pts.loc[("Teacher 6L", "pytorch"), "score"] == pytest.approx(100)
+    int8 = pts.loc[("PKD-Skip 3L", "onnx_int8")]
+    assert int8["speedup"] == pytest.approx(3.8)
+    # relative to the teacher on the splits export scores: mrpc dev accuracy 0.87, mnli dev_matched 0.84
+    assert int8["score"] == pytest.approx(100 * 0.79 / ((0.87 + 0.84) / 2))
+    paper = {p["label"]: p for p in paper_points()}
+    assert paper["Paper PKD 6L"]["speedup"] == 1.94 and paper["Paper PKD 6L"]["score"] == pytest.approx(98.26, abs=0.01)
+    assert paper["Paper PKD 3L"]["speedup"] == 3.73 and paper["Paper PKD 3L"]["score"] == pytest.approx(92.77, abs=0.01)

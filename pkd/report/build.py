@@ -17,8 +17,7 @@ from pkd.report.render import Block, Bullets, Heading, Image, Para, Table, to_ht
 TITLE = "Patient Knowledge Distillation: reproduction report"
 OUTPUTS = (
     "table1_main.csv", "table1_paired_differences.csv", "table1_retention.csv",
-    "table2_skip_vs_last.csv",
-    "table3_inference.csv",
+    "table2_skip_vs_last.csv", "table3_inference.csv", "table4_deployment.csv",
     "fig_metric_vs_depth.png", "fig_train_vs_dev.png", "fig_accuracy_vs_speedup.png",
     "report.md", "report.html",
 )
@@ -62,26 +61,71 @@ def _column_notes(m: Metrics, columns: list[tables.Column]) -> list[str]:
     return notes
 
 
-def _speedup_points(m: Metrics, summ: pd.DataFrame) -> pd.DataFrame:
-    """One point per method and depth: its average main metric (mean over seeds)."""
-    by_depth, teacher_speed = {}, None
+# The authors' published points (PKD.md): inference speed-up of the 6- and 3-layer students
+# over the 12-layer BERT-base teacher, and their PKD-Skip dev accuracy relative to that
+# teacher, averaged over the six tasks of their dev table.
+PAPER_SPEEDUPS = {6: 1.94, 3: 3.73}
+_EXPORT_RUNTIME = ("onnx_fp32", "onnx_int8")
+
+
+def paper_points() -> list[dict[str, Any]]:
+    teacher = paper.AUTHORS_DEV[(None, paper.AUTHORS_TEACHER_DEPTH)]
+    points = []
+    for depth, speedup in PAPER_SPEEDUPS.items():
+        student = paper.AUTHORS_DEV[("pkd_skip", depth)]
+        score = 100 * sum(student[t] / teacher[t] for t in teacher) / len(teacher)
+        points.append({"label": f"Paper PKD {depth}L", "strategy": "paper", "runtime": "paper",
+                       "speedup": speedup, "score": score})
+    return points
+
+
+def _speedup_points(m: Metrics, summ: pd.DataFrame, columns: list[tables.Column]) -> pd.DataFrame:
+    """One point per deployable variant (PyTorch, ONNX fp32, ONNX int8) of every method and
+    depth: throughput speed-up vs the PyTorch teacher and the average main metric (mean over
+    seeds) relative to the teacher's (%), plus the authors' published points."""
+    speed: dict[tuple[str, int | str], float] = {}
     for r in (m.timing or {}).get("models", []):
-        speed = (r.get("speedup") or {}).get("throughput_b32_dev")
+        value = (r.get("speedup") or {}).get("throughput_b32_dev")
+        runtime = r.get("runtime", "pytorch")
         if r.get("model") == "teacher":
-            teacher_speed = speed
+            speed[(runtime, "teacher")] = value
         elif r.get("depth") is not None:
-            by_depth[int(r["depth"])] = speed
+            speed[(runtime, int(r["depth"]))] = value
+    averages = summ[summ["column"] == tables.AVERAGE].set_index("group")
+    teacher_avg = averages["main"].get("teacher")
     rows = []
-    for _, r in summ[summ["column"] == tables.AVERAGE].iterrows():
+
+    def add(label, strategy, runtime, speedup, avg, reference=teacher_avg):
+        rel = None if avg is None or pd.isna(avg) or not reference else 100 * avg / reference
+        rows.append({"label": label, "strategy": strategy, "runtime": runtime, "speedup": speedup, "score": rel})
+
+    for group, r in averages.iterrows():
         teacher = r["role"] == "teacher"
         method = "Teacher" if teacher else tables.METHOD_LABELS[r["strategy"]]
-        rows.append({
-            "label": f"{method} {r['depth']}L",
-            "strategy": None if teacher else r["strategy"],
-            "speedup": teacher_speed if teacher else by_depth.get(int(r["depth"])),
-            "score": None if r["main"] is None or pd.isna(r["main"]) else 100 * r["main"],
-        })
-    return pd.DataFrame.from_records(rows, columns=["label", "strategy", "speedup", "score"])
+        key = "teacher" if teacher else int(r["depth"])
+        add(f"{method} {r['depth']}L", None if teacher else r["strategy"], "pytorch",
+            speed.get(("pytorch", key)), r["main"])
+    ex = m.exports
+    if ex is not None and not ex.empty:
+        tasks = list(dict.fromkeys(c.task for c in columns))
+        # Export scores the first dev split of a task (MNLI: matched): the teacher likewise.
+        firsts = [next(c for c in columns if c.task == t) for t in tasks]
+        teacher_main = summ[summ["group"] == "teacher"].set_index("column")["main"]
+        reference = (sum(teacher_main.get(c.label, float("nan")) for c in firsts) / len(firsts)
+                     if "teacher" in set(summ["group"]) else None)
+        for (strategy, depth, variant), grp in ex[ex["variant"].isin(_EXPORT_RUNTIME)].groupby(
+                ["strategy", "depth", "variant"], sort=False):
+            per_model = []
+            for _, model in grp.groupby("model", sort=False):
+                mains = model.set_index("task")["main"]
+                if all(t in mains and not pd.isna(mains[t]) for t in tasks):
+                    per_model.append(sum(mains[t] for t in tasks) / len(tasks))
+            if not per_model:
+                continue  # an average over a subset of tasks would not be comparable
+            add(f"{tables.METHOD_LABELS[strategy]} {depth}L", strategy, variant,
+                speed.get((variant, int(depth))), sum(per_model) / len(per_model), reference)
+    rows += paper_points()
+    return pd.DataFrame.from_records(rows, columns=["label", "strategy", "runtime", "speedup", "score"])
 
 
 def _authors_blocks(columns: list[tables.Column]) -> list[Block]:
@@ -113,7 +157,8 @@ def _timing_notes(timing: dict[str, Any] | None) -> list[str]:
 
 def _blocks(m: Metrics, config: dict[str, Any], split: str, t1: pd.DataFrame,
             paired: pd.DataFrame, retention: pd.DataFrame, t2: pd.DataFrame, t3: pd.DataFrame,
-            figs: dict[str, bytes], columns: list[tables.Column]) -> list[Block]:
+            figs: dict[str, bytes], columns: list[tables.Column],
+            t4: pd.DataFrame | None = None) -> list[Block]:
     col_notes = _column_notes(m, columns)
     avg_note = (f"Average: mean of the main metric over the {len(columns)} score columns, "
                 "per seed and from unrounded values, then mean±std over seeds; `-` where a "
@@ -160,6 +205,17 @@ def _blocks(m: Metrics, config: dict[str, Any], split: str, t1: pd.DataFrame,
         Heading("Table 3: inference cost"),
         Table(t3, "Table 3. Parameters, latency, throughput and speed-up vs the teacher",
               _timing_notes(m.timing)),
+        Heading("Table 4: deployment"),
+        Table(t4 if t4 is not None else tables.table4_deployment(None),
+              f"Table 4. Exported students: {split} main metric (x100) of the PyTorch model, its "
+              "ONNX export and the int8 dynamically quantised ONNX model", [
+                  "Agreement: share of dev examples on which the ONNX model predicts the same "
+                  "label as PyTorch (the export stage fails below export.min_agreement); max abs "
+                  "diff: largest logit difference, fp32 ONNX vs PyTorch.",
+                  "Sizes: the .onnx files on disk. Timing of these runtimes: Table 3.",
+              ] if m.exports is not None else [
+                  "No student was exported: set `export.enabled: true` in params.yaml.",
+              ]),
         Heading("Figures"),
         Image("fig_metric_vs_depth.png", figs["fig_metric_vs_depth.png"],
               f"Figure 1. {split} main metric vs student depth per method; "
@@ -168,8 +224,12 @@ def _blocks(m: Metrics, config: dict[str, Any], split: str, t1: pd.DataFrame,
               "Figure 2. Train (solid) vs dev (dashed) accuracy per epoch for KD and "
               "PKD-Skip: the paper's overfitting comparison."),
         Image("fig_accuracy_vs_speedup.png", figs["fig_accuracy_vs_speedup.png"],
-              f"Figure 3. {split} main metric averaged over all score columns vs "
-              "throughput speed-up (batch 32, dev lengths)."),
+              f"Figure 3. {split} main metric averaged over all score columns, relative to the "
+              "teacher's, vs throughput speed-up over the PyTorch fp32 teacher (batch 32, dev "
+              "lengths), for every deployable variant: PyTorch fp32 (filled), ONNX Runtime fp32 "
+              "(hollow) and int8 (diamond) where exported. Purple stars: the authors' published "
+              "PKD points (12-layer BERT-base teacher; speed-ups 1.94x and 3.73x, dev accuracy "
+              "relative to the teacher averaged over six GLUE tasks) - theirs, not measured here."),
     ]
     if m.sweep is not None:
         blocks += [Heading("Hyper-parameter sweep"),
@@ -187,6 +247,8 @@ def _blocks(m: Metrics, config: dict[str, Any], split: str, t1: pd.DataFrame,
             + (", ".join(f"`{s}`" for s in trains) or "none found"),
             "Table 3, Figure 3 (speed-up): "
             + ("`timing.json`" if m.timing else "no timing.json found"),
+            "Table 4, Figure 3 (ONNX points): "
+            + (", ".join(f"`{s}`" for s in m.sources if s.startswith("export/")) or "none"),
             *(["Sweep table: `sweep_best.json`"] if m.sweep is not None else []),
         ]),
     ]
@@ -216,6 +278,7 @@ def build_report(metrics_dir: Path, out_dir: Path, config: dict[str, Any],
         summ, columns, teacher_depths.pop() if len(teacher_depths) == 1 else None)
     t2 = tables.table2_skip_vs_last(m, summ, columns)
     t3 = tables.table3_inference(m.timing)
+    t4 = tables.table4_deployment(m.exports)
 
     mains = set(m.evals["main_metric"])
     metric_label = f"{split} {'accuracy' if mains == {'accuracy'} else 'main metric'} (%)"
@@ -225,15 +288,16 @@ def build_report(metrics_dir: Path, out_dir: Path, config: dict[str, Any],
         "fig_train_vs_dev.png": figures.train_vs_dev(
             m.histories, tasks, tables.student_depths(m.evals)),
         "fig_accuracy_vs_speedup.png": figures.accuracy_vs_speedup(
-            _speedup_points(m, summ), f"average {metric_label}"),
+            _speedup_points(m, summ, columns), f"average {split} main metric, % of the teacher's"),
     }
-    blocks = _blocks(m, dict(config), split, t1, paired, retention, t2, t3, figs, columns)
+    blocks = _blocks(m, dict(config), split, t1, paired, retention, t2, t3, figs, columns, t4)
     contents: dict[str, bytes] = {
         "table1_main.csv": t1.to_csv(index=False).encode(),
         "table1_paired_differences.csv": paired.to_csv(index=False).encode(),
         "table1_retention.csv": retention.to_csv(index=False).encode(),
         "table2_skip_vs_last.csv": t2.to_csv(index=False).encode(),
         "table3_inference.csv": t3.to_csv(index=False).encode(),
+        "table4_deployment.csv": t4.to_csv(index=False).encode(),
         **figs,
         "report.md": to_markdown(blocks).encode(),
         "report.html": to_html(blocks, TITLE).encode(),

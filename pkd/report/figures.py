@@ -140,34 +140,62 @@ def train_vs_dev(histories: pd.DataFrame, tasks: Sequence[str], depths: Sequence
     return _png(fig)
 
 
-def accuracy_vs_speedup(points: pd.DataFrame, metric_label: str) -> bytes:
-    """(c) average dev metric vs batch-32 throughput speed-up, a labelled point per model.
+RUNTIME_STYLE = {  # how each deployable variant is drawn: marker override, hollow
+    "pytorch": (None, False),
+    "onnx_fp32": (None, True),
+    "onnx_int8": ("D", False),
+}
+RUNTIME_NAMES = {"pytorch": "PyTorch fp32", "onnx_fp32": "ONNX Runtime fp32", "onnx_int8": "ONNX Runtime int8"}
 
-    points: columns label, strategy, speedup, score (x100)."""
+
+def accuracy_vs_speedup(points: pd.DataFrame, metric_label: str) -> bytes:
+    """(c) average dev metric vs batch-32 throughput speed-up, a point per deployable model.
+
+    points: columns label, strategy, runtime (pytorch | onnx_fp32 | onnx_int8 | paper),
+    speedup, score. PyTorch and paper points are labelled; ONNX points are told apart
+    by marker (legend)."""
     pts = points.dropna(subset=["speedup", "score"])
-    if pts.empty:
+    if "runtime" not in pts:
+        pts = pts.assign(runtime="pytorch")
+    ours = pts[pts["runtime"] != "paper"]
+    if ours.empty:
         return _empty("No model has both a timing result (timing.json) and scores on every task.")
-    fig = Figure(figsize=(6.5, 4.5), layout="constrained")
+    fig = Figure(figsize=(7, 4.8), layout="constrained")
     ax = fig.subplots()
     order = [None, *METHOD_LABELS]
-    for key in order + sorted(set(pts["strategy"].dropna()) - set(order)):
-        grp = pts[pts["strategy"].isna()] if key is None else pts[pts["strategy"] == key]
-        if grp.empty:
-            continue
-        color, marker = STYLE.get(key, ("tab:green", "D"))
-        ax.scatter(grp["speedup"], grp["score"], color=color, marker=marker, s=60, zorder=3,
-                   label="Teacher" if key is None else METHOD_LABELS.get(key, key))
+    for runtime, (marker_override, hollow) in RUNTIME_STYLE.items():
+        here = ours[ours["runtime"] == runtime]
+        for key in order + sorted(set(here["strategy"].dropna()) - set(order)):
+            grp = here[here["strategy"].isna()] if key is None else here[here["strategy"] == key]
+            if grp.empty:
+                continue
+            color, marker = STYLE.get(key, ("tab:green", "D"))
+            label = ("Teacher" if key is None else METHOD_LABELS.get(key, key)) if runtime == "pytorch" else None
+            ax.scatter(grp["speedup"], grp["score"], marker=marker_override or marker, s=60, zorder=3,
+                       facecolors="none" if hollow else color, edgecolors=color, label=label)
+    paper = pts[pts["runtime"] == "paper"]
+    if not paper.empty:
+        ax.scatter(paper["speedup"], paper["score"], marker="*", s=160, color="tab:purple", zorder=3,
+                   label="Sun et al. 2019 (published, BERT-base teacher)")
+    labelled = pts[pts["runtime"].isin(["pytorch", "paper"])]
     # Models of one depth share an x; alternate their labels right/left by score so
     # close scores do not print on top of each other.
-    for _, cluster in pts.groupby("speedup"):
+    for _, cluster in labelled.groupby("speedup"):
         for i, (_, p) in enumerate(cluster.sort_values("score").iterrows()):
             right = i % 2 == 0
             ax.annotate(p["label"], (p["speedup"], p["score"]), xytext=(7 if right else -7, 0),
                         textcoords="offset points", va="center",
                         ha="left" if right else "right", fontsize=8)
-    ax.set_xlabel("throughput speed-up vs teacher (batch 32, dev lengths)")
+    handles, labels = ax.get_legend_handles_labels()
+    for runtime in ("onnx_fp32", "onnx_int8"):
+        if (ours["runtime"] == runtime).any():
+            marker_override, hollow = RUNTIME_STYLE[runtime]
+            handles.append(Line2D([], [], linestyle="", marker=marker_override or "o", color="black",
+                                  markerfacecolor="none" if hollow else "black"))
+            labels.append(RUNTIME_NAMES[runtime])
+    ax.set_xlabel("throughput speed-up vs the PyTorch fp32 teacher (batch 32, dev lengths)")
     ax.set_ylabel(metric_label)
     ax.margins(x=0.25, y=0.1)
     ax.grid(alpha=0.3)
-    ax.legend(frameon=False)
+    ax.legend(handles, labels, frameon=False, fontsize=8)
     return _png(fig)

@@ -31,6 +31,10 @@ class Metrics:
         depth, seed, epoch and whatever per-epoch keys the files hold.
     timing: the parsed timing.json, or None. sweep: sweep_best.json as a DataFrame,
         or None. sources: every file read, relative to metrics_dir.
+    exports: one row per (task, model, variant) of export/<task>/<model>.json (variants
+        pytorch_fp32, onnx_fp32, onnx_int8): task, model, strategy, depth, variant,
+        main (main metric), agreement, max_abs_diff, size_mb, source; None when no
+        student was exported.
     """
 
     metrics_dir: Path
@@ -39,6 +43,7 @@ class Metrics:
     timing: dict[str, Any] | None
     sweep: pd.DataFrame | None
     sources: list[str] = field(default_factory=list)
+    exports: pd.DataFrame | None = None
 
 
 def _read_json(path: Path) -> Any:
@@ -113,6 +118,29 @@ def _history_rows(path: Path, source: str) -> list[dict[str, Any]]:
     return [{**base, **record} for record in data]
 
 
+EXPORT_VARIANTS = ("pytorch_fp32", "onnx_fp32", "onnx_int8")
+
+
+def _export_rows(path: Path, source: str) -> list[dict[str, Any]]:
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    if not data.get("enabled", True):
+        return []  # export.enabled was off: the stage only recorded that
+    missing = [k for k in ("task", "model", "strategy", "depth", "main_metric", *EXPORT_VARIANTS) if k not in data]
+    if missing:
+        raise ValueError(f"{path}: missing key(s) {missing}")
+    rows = []
+    for variant in EXPORT_VARIANTS:
+        values = data[variant]
+        rows.append({"task": data["task"], "model": data["model"], "strategy": data["strategy"],
+                     "depth": int(data["depth"]), "seed": data.get("seed"), "variant": variant,
+                     "main": values.get(data["main_metric"]), "agreement": values.get("agreement"),
+                     "max_abs_diff": values.get("max_abs_diff"), "size_mb": values.get("size_mb"),
+                     "source": source})
+    return rows
+
+
 def load_metrics(metrics_dir: Path) -> Metrics:
     """Read every metrics file under metrics_dir. Raises ValueError if there are no
     eval files, naming the directory searched."""
@@ -154,6 +182,9 @@ def load_metrics(metrics_dir: Path) -> Metrics:
         sweep = pd.DataFrame.from_records(records)
         rel(sweep_path)
 
+    export_rows = [row for p in sorted((metrics_dir / "export").glob("*/*.json"))
+                   for row in _export_rows(p, rel(p))]
+
     histories = pd.DataFrame.from_records(history_rows)
     if histories.empty:
         histories = pd.DataFrame(columns=["task", "model", "strategy", "depth", "seed", "epoch", "source"])
@@ -164,4 +195,5 @@ def load_metrics(metrics_dir: Path) -> Metrics:
         timing=timing,
         sweep=sweep,
         sources=sources,
+        exports=pd.DataFrame.from_records(export_rows) if export_rows else None,
     )

@@ -228,8 +228,9 @@ TABLE3_COLUMNS = [
     "Latency b1, dev lengths (ms)", "Latency b1, len 128 (ms)",
     "Throughput b32, dev lengths (ex/s)", "Throughput b32, len 128 (ex/s)",
     "Speed-up b1 (dev)", "Speed-up b32 (dev)", "Speed-up b1 (len 128)", "Speed-up b32 (len 128)",
-    "Layer ratio N/M",
+    "Layer ratio N/M", "Runtime", "Size (MB)",
 ]
+RUNTIME_LABELS = {"pytorch": "PyTorch fp32", "onnx_fp32": "ONNX Runtime fp32", "onnx_int8": "ONNX Runtime int8"}
 
 
 def _spread(stat: Any, fmt: str) -> str:
@@ -250,15 +251,18 @@ def table3_inference(timing: dict[str, Any] | None) -> pd.DataFrame:
     if not timing:
         return pd.DataFrame(columns=TABLE3_COLUMNS)
     models = timing["models"]
-    teacher = next((r for r in models if r.get("model") == "teacher"), None)
+    teacher = next((r for r in models if r.get("model") == "teacher" and r.get("runtime", "pytorch") == "pytorch"), None)
     n_layers = teacher.get("depth") if teacher else None
     records = []
     for r in models:
         speed = r.get("speedup") or {}
         params = r.get("parameters")
         depth = r.get("depth")
+        runtime = r.get("runtime", "pytorch")
+        size = r.get("size_mb")
+        name = r.get("model", MISSING)
         records.append(dict(zip(TABLE3_COLUMNS, [
-            r.get("model", MISSING),
+            name if runtime == "pytorch" else f"{name} ({RUNTIME_LABELS.get(runtime, runtime)})",
             MISSING if depth is None else str(depth),
             MISSING if params is None else f"{params / 1e6:.1f}",
             _spread(r.get("latency_b1_dev_ms"), ".2f"),
@@ -270,5 +274,38 @@ def table3_inference(timing: dict[str, Any] | None) -> pd.DataFrame:
             _times(speed.get("latency_b1_len128")),
             _times(speed.get("throughput_b32_len128")),
             _times(n_layers / depth) if n_layers and depth else MISSING,
+            RUNTIME_LABELS.get(runtime, runtime),
+            MISSING if size is None else f"{size:.1f}",
         ])))
     return pd.DataFrame.from_records(records, columns=TABLE3_COLUMNS)
+
+
+TABLE4_COLUMNS = [
+    "Task", "Model", "Layers", "Seed", "PyTorch fp32", "ONNX fp32", "ONNX int8",
+    "ONNX fp32 agreement (%)", "ONNX fp32 max abs diff", "int8 agreement (%)",
+    "Size fp32 (MB)", "Size int8 (MB)",
+]
+
+
+def table4_deployment(exports: pd.DataFrame | None) -> pd.DataFrame:
+    """Exported students: dev main metric per variant, agreement with PyTorch, sizes."""
+    if exports is None or exports.empty:
+        return pd.DataFrame(columns=TABLE4_COLUMNS)
+    records = []
+    for (task, model), grp in exports.groupby(["task", "model"], sort=False):
+        v = grp.set_index("variant")
+        strategy, depth = grp.iloc[0]["strategy"], grp.iloc[0]["depth"]
+
+        def num(variant, key, fmt, scale=1.0, v=v):
+            value = v[key].get(variant)
+            return MISSING if value is None or pd.isna(value) else format(scale * value, fmt)
+
+        records.append(dict(zip(TABLE4_COLUMNS, [
+            task, METHOD_LABELS.get(strategy, strategy), str(depth),
+            MISSING if pd.isna(grp.iloc[0].get("seed")) else str(int(grp.iloc[0]["seed"])),
+            num("pytorch_fp32", "main", ".1f", 100), num("onnx_fp32", "main", ".1f", 100),
+            num("onnx_int8", "main", ".1f", 100), num("onnx_fp32", "agreement", ".1f", 100),
+            num("onnx_fp32", "max_abs_diff", ".1e"), num("onnx_int8", "agreement", ".1f", 100),
+            num("onnx_fp32", "size_mb", ".1f"), num("onnx_int8", "size_mb", ".1f"),
+        ])))
+    return pd.DataFrame.from_records(records, columns=TABLE4_COLUMNS)

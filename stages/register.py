@@ -1,0 +1,91 @@
+"""Stage `register`: a task's best exported student becomes MLflow registered model `pkd-<task>`.
+
+Best: highest dev main metric of the int8 ONNX model (what ships); ties go to
+the faster one (int8 batch-1 latency from timing.json, else fewer layers).
+"""
+import argparse
+import os
+import sys
+import tempfile
+
+from pkd import paths
+from pkd.io import read_json, write_json
+
+
+def export_switches() -> dict:
+    """params.yaml's `export` section, read without pkd.config (which imports datasets):
+    a skipped stage then costs a Python start-up. Enabled runs validate everything."""
+    import yaml
+
+    path = os.environ.get("PKD_PARAMS", "params.yaml")
+    if not os.path.isfile(path):
+        print(f"error: {path}: parameter file not found", file=sys.stderr)
+        sys.exit(2)
+    with open(path) as fh:
+        section = (yaml.safe_load(fh) or {}).get("export") or {}
+    for key in ("enabled", "register_best"):
+        if not isinstance(section.get(key, False), bool):
+            print(f"error: {path}: export.{key}: Input should be a valid boolean (got {section[key]!r})", file=sys.stderr)
+            sys.exit(2)
+    return section
+
+
+def skip_unless_enabled() -> bool:
+    """When export or registration is off, record that without importing torch."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--task", required=True)
+    task = parser.parse_known_args()[0].task
+    switches = export_switches()
+    if switches.get("enabled", False) and switches.get("register_best", True):
+        return False
+    write_json(paths.deployment(task), {"task": task, "enabled": False})
+    return True
+
+
+def main() -> None:
+    from datasets import load_from_disk
+
+    from pkd.cli import load_checked_params, stage_args
+    from pkd.data import get_task
+    from pkd.export import best_student, deployable, input_example, registered_name
+    from pkd.tracking import stage_run
+
+    args = stage_args("task")
+    params = load_checked_params()
+    task = args.task
+    info = get_task(task)
+    candidates = []
+    for strategy in params.student.strategies:
+        for depth in params.student.depths:
+            for seed in params.student.seeds:  # every seed's student is a candidate to ship
+                name = paths.student_name(strategy, depth, seed)
+                record = read_json(paths.export_metrics(task, name))
+                candidates.append({"model": name, "strategy": strategy, "depth": depth, "seed": seed,
+                                   "score": record["onnx_int8"][info.main_metric]})
+    latency = {}
+    if paths.timing().is_file():
+        for row in read_json(paths.timing())["models"]:
+            if row.get("runtime") == "onnx_int8" and row.get("latency_b1_dev_ms"):
+                latency[row["depth"]] = row["latency_b1_dev_ms"]["median"]
+    best = best_student(candidates, latency)
+    name = registered_name(task)
+    decision = {"task": task, "registered_model": name, "variant": "onnx_int8", **best,
+                "main_metric": info.main_metric, "candidates": candidates}
+    tags = {"task": task, "strategy": best["strategy"], "depth": best["depth"], "seed": best["seed"]}
+    with stage_run("register", params={"candidates": len(candidates)}, tags=tags) as run:
+        uri = run.find_model({"stage": "export", **tags})
+        if uri is None:  # export was restored from DVC's cache into a fresh MLflow store
+            export = paths.onnx_model(task, best["strategy"], best["depth"], best["seed"])
+            dev = load_from_disk(str(paths.prepared(task)))[info.dev_splits[0]]
+            with tempfile.TemporaryDirectory() as tmp:
+                uri = run.log_model(deployable(export, tmp), input_example(dev, info.has_pair))
+        if uri is not None:
+            run.register_model(uri, name, tags={f"pkd.{k}": v for k, v in best.items()})
+        run.log_metrics({"score": best["score"]})
+    write_json(paths.deployment(task), decision)
+
+
+if __name__ == "__main__" and not skip_unless_enabled():
+    from pkd.cli import run_stage
+
+    run_stage(main)
