@@ -16,12 +16,15 @@ from transformers import DataCollatorWithPadding
 
 from pkd.data.tasks import TaskInfo
 from pkd.metrics import glue_metrics, logits_to_predictions
+from pkd.precision import autocast
 from pkd.teacher_cache import MODEL_INPUTS
 
 
 @torch.no_grad()
-def predict_logits(model, dataset: Dataset, collator: DataCollatorWithPadding, batch_size: int = 64) -> np.ndarray:
-    """Logits [n, C] in dataset order (batches formed from length-sorted examples)."""
+def predict_logits(
+    model, dataset: Dataset, collator: DataCollatorWithPadding, batch_size: int = 64, precision: str = "fp32"
+) -> np.ndarray:
+    """Logits [n, C] in dataset order (batches formed from length-sorted examples), under `precision`'s autocast."""
     model.eval()
     device = next(model.parameters()).device
     order = np.argsort(np.asarray(dataset["length"]), kind="stable")
@@ -30,7 +33,9 @@ def predict_logits(model, dataset: Dataset, collator: DataCollatorWithPadding, b
         chosen = order[start : start + batch_size]
         rows = dataset.select(chosen)
         batch = collator([{k: r[k] for k in MODEL_INPUTS if k in r} for r in rows])
-        logits[chosen] = model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu().numpy()
+        with autocast(precision, device):
+            out = model(**{k: v.to(device) for k, v in batch.items()})
+        logits[chosen] = out.logits.float().cpu().numpy()
     return logits
 
 
@@ -39,7 +44,9 @@ def is_labelled(split: Dataset) -> bool:
     return bool(len(labels)) and not np.all(labels == -1)
 
 
-def evaluate_splits(model, tokenizer, splits: DatasetDict, task: TaskInfo, out_dir: Path) -> dict[str, dict]:
+def evaluate_splits(
+    model, tokenizer, splits: DatasetDict, task: TaskInfo, out_dir: Path, precision: str = "fp32"
+) -> dict[str, dict]:
     """Metrics per labelled split; predictions TSV for every split; returns {split: metrics}."""
     collator = DataCollatorWithPadding(tokenizer)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -48,7 +55,7 @@ def evaluate_splits(model, tokenizer, splits: DatasetDict, task: TaskInfo, out_d
         if name not in splits:
             continue
         split = splits[name]
-        preds = logits_to_predictions(predict_logits(model, split, collator), task.is_regression)
+        preds = logits_to_predictions(predict_logits(model, split, collator, precision=precision), task.is_regression)
         if is_labelled(split):
             labels = np.asarray(split["label"])
             results[name] = {**glue_metrics(task.metric_names, preds, labels), "n": len(split)}

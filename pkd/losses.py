@@ -78,7 +78,13 @@ def pkd_loss(
 
     FT is alpha = beta = 0, KD is beta = 0. A term whose weight is 0 is not
     computed (and its inputs may be None), so FT needs no teacher at all.
+    Every term is computed in float32, whatever the forward's precision
+    (bf16/fp16 autocast gives half-precision logits and states).
     """
+    logits_s = logits_s.float()
+    logits_t = None if logits_t is None else logits_t.float()
+    cls_s = None if cls_s is None else cls_s.float()
+    cls_t = None if cls_t is None else cls_t.float()
     zero = logits_s.new_zeros(())
     ce = label_loss(logits_s, labels, is_regression)
     ds = zero

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, DataCollatorWithPadding
 
+from pkd.precision import autocast
+
 FIXED_LENGTH = 128
 
 
@@ -39,11 +41,12 @@ def make_batches(dev_features: list[dict], collator: DataCollatorWithPadding, ba
 
 
 @torch.no_grad()
-def _run_once(model, batches, device) -> float:
+def _run_once(model, batches, device, precision: str = "fp32") -> float:
     _sync(device)
     start = time.perf_counter()
-    for batch in batches:
-        model(**{k: v.to(device, non_blocking=True) for k, v in batch.items()})
+    with autocast(precision, device):
+        for batch in batches:
+            model(**{k: v.to(device, non_blocking=True) for k, v in batch.items()})
     _sync(device)
     return time.perf_counter() - start
 
@@ -63,8 +66,12 @@ def time_depths(
     warmup: int = 3,
     repeats: int = 10,
     device: str | None = None,
+    precision: str = "fp32",
 ) -> dict:
-    """Time the teacher (its full depth) and a student of each depth; return the timing record."""
+    """Time the teacher (its full depth) and a student of each depth; return the timing record.
+
+    `precision` (fp32 | bf16 | fp16, resolved for the device) is the forward's autocast.
+    """
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     config = AutoConfig.from_pretrained(checkpoint_dir, num_labels=num_labels)
     teacher_depth = config.num_hidden_layers
@@ -85,7 +92,7 @@ def time_depths(
     for repeat in range(warmup + repeats):
         for key, (batches, n) in workloads.items():
             for depth, model in models.items():  # interleaved: same conditions for every model
-                seconds = _run_once(model, batches, dev)
+                seconds = _run_once(model, batches, dev, precision)
                 if repeat >= warmup:
                     value = seconds / n * 1000 if key.startswith("latency") else n / seconds
                     samples[depth][key].append(value)
@@ -109,6 +116,7 @@ def time_depths(
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})",
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
+        "precision": precision,
         "warmup": warmup,
         "repeats": repeats,
         "examples": len(dev_features),

@@ -7,6 +7,7 @@ from pkd.config import STRATEGY_LAYER_MAP, ConfigError
 from pkd.data import get_task
 from pkd.layers import layer_map
 from pkd.models import build_student, load_tokenizer
+from pkd.precision import resolve_precision
 from pkd.teacher_cache import load_cache
 from pkd.tracking import stage_run
 from pkd.training import train_model
@@ -23,12 +24,15 @@ def main() -> None:
     teacher_dir = paths.teacher_model(task.name)
     cache = None
     if strategy.alpha > 0 or strategy.beta > 0:
-        cache = load_cache(paths.teacher_cache(task.name), "train", dataset=splits["train"], teacher_dir=teacher_dir)
+        cache = load_cache(paths.teacher_cache(task.name), "train", dataset=splits["train"], teacher_dir=teacher_dir,
+                           pooling=params.pooling)
     layers = None
     if STRATEGY_LAYER_MAP[args.strategy] and strategy.beta > 0:
         layers = layer_map(STRATEGY_LAYER_MAP[args.strategy], cache.num_layers, args.depth)
+        cache.require_layers(layers)
+    precision = resolve_precision(params.precision)
     name = paths.student_name(args.strategy, args.depth)
-    tracked = {"student": student.model_dump(), "strategy": strategy.model_dump(), "teacher_layers": layers, "seed": params.seed, "pooling": params.pooling}
+    tracked = {"student": student.model_dump(), "strategy": strategy.model_dump(), "teacher_layers": layers, "seed": params.seed, "pooling": params.pooling, "precision": precision}
     tags = {"task": task.name, "strategy": args.strategy, "depth": args.depth}
     with stage_run("distill", params=tracked, tags=tags) as run:
         history = train_model(
@@ -48,6 +52,7 @@ def main() -> None:
             beta=strategy.beta,
             temperature=strategy.temperature,
             teacher_layers=layers,
+            precision=precision,
             kd_reduction=student.kd_reduction,
             normalize_patience=student.normalize_patience,
         )

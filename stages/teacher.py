@@ -5,6 +5,7 @@ from pkd import paths
 from pkd.cli import config_hash, load_checked_params, run_stage, stage_args
 from pkd.data import get_task
 from pkd.models import build_teacher, load_tokenizer
+from pkd.precision import resolve_precision
 from pkd.tracking import stage_run
 from pkd.training import train_model
 
@@ -15,7 +16,8 @@ def main() -> None:
     task = get_task(args.task)
     splits = load_from_disk(str(paths.prepared(task.name)))
     teacher = params.teacher
-    with stage_run("teacher", params={"teacher": teacher.model_dump(), "seed": params.seed, "pooling": params.pooling}, tags={"task": task.name}) as run:
+    precision = resolve_precision(params.precision)
+    with stage_run("teacher", params={"teacher": teacher.model_dump(), "seed": params.seed, "pooling": params.pooling, "precision": precision}, tags={"task": task.name}) as run:
         history = train_model(
             build_teacher(teacher.checkpoint, task, seed=params.seed, pooling=params.pooling),
             load_tokenizer(teacher.checkpoint),
@@ -25,9 +27,10 @@ def main() -> None:
             params=teacher,
             learning_rate=teacher.learning_rate,
             seed=params.seed,
-            checkpoint_dir=paths.checkpoints(f"teacher-{task.name}-{config_hash(teacher, params.seed)}"),
+            checkpoint_dir=paths.checkpoints(f"teacher-{task.name}-{config_hash(teacher, params.seed, precision)}"),
             model_out=paths.teacher_model(task.name),
             history_out=paths.history(task.name, "teacher"),
+            precision=precision,
         )
         run.log_history(history)
         run.log_artifact(paths.history(task.name, "teacher"))

@@ -8,6 +8,7 @@ from pkd.cli import load_checked_params, run_stage
 from pkd.data import get_task
 from pkd.io import write_json
 from pkd.models import load_tokenizer, resolve_checkpoint
+from pkd.precision import resolve_precision
 from pkd.teacher_cache import MODEL_INPUTS
 from pkd.timing import time_depths
 from pkd.tracking import stage_run
@@ -32,6 +33,7 @@ def main() -> None:
             task.num_labels,
             warmup=timing.warmup,
             repeats=timing.repeats,
+            precision=resolve_precision(params.precision),
         )
         record["task"] = task.name
         write_json(paths.timing(), record)
