@@ -1,6 +1,6 @@
 import pytest
 
-from pkd.layers import layer_map
+from pkd.layers import layer_map, layer_union
 
 
 @pytest.mark.parametrize(
@@ -44,3 +44,11 @@ def test_non_dividing_depth_uses_floor():
 def test_invalid_combinations_raise(strategy, n, m, message):
     with pytest.raises(ValueError, match=message):
         layer_map(strategy, n, m)
+
+
+def test_layer_union_is_what_the_cache_stores():
+    # BERT-base, 6- and 3-layer students: skip 2,4,6,8,10 + 4,8; last 7..11 + 10,11.
+    assert layer_union(["skip", "last"], 12, [6, 3]) == [2, 4, 6, 7, 8, 9, 10, 11]
+    assert layer_union(["skip"], 12, [3]) == [4, 8]
+    assert layer_union(["last"], 6, [3, 2]) == [4, 5]
+    assert layer_union([], 12, [6, 3]) == []
