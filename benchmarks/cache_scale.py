@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import subprocess
@@ -163,7 +162,7 @@ def _read(cache, n: int, args, student_layers: list[int]) -> dict:
     times = []
     for k, idx in enumerate(batches):
         t0 = time.perf_counter()
-        logits, cls = cache.rows(idx, student_layers)
+        _, cls = cache.rows(idx, student_layers)
         times.append(time.perf_counter() - t0)
         if k % 97 == 0:  # the rows are the right ones (float16 rounding aside)
             want = block[idx % BLOCK][:, [layer - 1 for layer in student_layers]]

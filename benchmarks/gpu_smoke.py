@@ -37,7 +37,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ROOT, hardware, print_banner, print_table, stats, write_result  # noqa: E402
+from _common import ROOT, hardware, print_banner, print_table, stats, write_result
 
 COPIED = ["dvc.yaml", "params.yaml", "stages", "pkd", "presets", ".dvcignore"]
 

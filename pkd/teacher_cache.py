@@ -281,7 +281,7 @@ def write_cache(
     with atomic_dir(out_dir) as tmp:
         shapes, stored = {}, layers
         for split, tensors in splits.items():
-            n, num_states, hidden = tensors["cls"].shape
+            _, num_states, hidden = tensors["cls"].shape
             stored = list(range(1, num_states + 1)) if layers is None else list(layers)
             writer = CacheFileWriter(tmp / f"{split}.safetensors", tensors["idx"], tensors["logits"].shape[1],
                                      hidden, num_states, CACHE_DTYPES[dtype])

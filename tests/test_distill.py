@@ -196,3 +196,29 @@ def test_bf16_reaches_trainer_and_losses_stay_float32(trained_teacher, tiny_bert
     assert any(s[1] is not None for s in seen)  # training steps, with the patient loss
     assert all(s[2] == torch.float32 and s[3] == {torch.float32} for s in seen)  # losses in float32
     assert all(h["loss_pt"] > 0 for h in history)
+
+
+@pytest.mark.slow
+def test_float16_cache_trains_the_same_student_as_float32(trained_teacher, tiny_bert, tiny_splits, tmp_path):
+    """The default cache dtype: a PKD-Skip student from float16 states ends where the float32 one does."""
+    root, _ = trained_teacher
+    model = load_classifier(root / "teacher")
+    outputs = teacher_outputs(model, tiny_splits["train"], DataCollatorWithPadding(load_tokenizer(str(tiny_bert))))
+    manifest = read_json(root / "cache" / "manifest.json")
+    histories = {}
+    for dtype in ("float32", "float16"):
+        write_cache(tmp_path / dtype, {"train": outputs}, {k: manifest[k] for k in ("teacher_sha256", "data_fingerprint")}, dtype)
+        cache = load_cache(tmp_path / dtype, "train", dataset=tiny_splits["train"], teacher_dir=root / "teacher")
+        histories[dtype] = train_model(
+            build_student(str(tiny_bert), 2, TASK, seed=0), load_tokenizer(str(tiny_bert)), task=TASK,
+            train=tiny_splits["train"], dev=tiny_splits["dev"], params=PARAMS, learning_rate=1e-3, seed=0,
+            checkpoint_dir=tmp_path / f"ckpt-{dtype}", model_out=tmp_path / f"m-{dtype}",
+            history_out=tmp_path / f"{dtype}.json", cache=cache, teacher_layers=[2],
+            alpha=0.7, beta=100.0, temperature=10.0,
+        )
+    for h32, h16 in zip(histories["float32"], histories["float16"]):
+        for key in ("loss_ce", "loss_ds", "loss_pt"):
+            assert h16[key] == pytest.approx(h32[key], rel=1e-2), key
+        assert abs(h16["dev_accuracy"] - h32["dev_accuracy"]) <= 1 / 48  # at most one of 48 dev examples
+    print("float32 vs float16 cache:", [(h["epoch"], {k: h[k] for k in ("loss_pt", "dev_accuracy")}) for h in histories["float32"]],
+          [(h["epoch"], {k: h[k] for k in ("loss_pt", "dev_accuracy")}) for h in histories["float16"]])

@@ -166,9 +166,21 @@ def test_float16_states_give_the_float32_losses(saved_teacher, tiny_splits, tmp_
     cls_s = torch.randn(len(idx), 1, 32, generator=torch.Generator().manual_seed(0))
     losses = {}
     for dtype, cache in caches.items():
-        logits_t, cls_t = cache.rows(idx, layers=[2])
+        _, cls_t = cache.rows(idx, layers=[2])
         for normalize in (True, False):
             losses[dtype, normalize] = float(patient_loss(cls_s, cls_t, normalize))
         assert cache.rows(idx)[0].dtype == torch.float32  # logits are stored in float32 either way
     for normalize in (True, False):
         assert abs(losses["float16", normalize] / losses["float32", normalize] - 1) < 1e-3
+
+
+def test_cache_stage_depends_on_the_params_that_choose_its_layers():
+    import yaml
+
+    from conftest import ROOT
+
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["teacher_cache"]["do"]
+    for key in ("student.depths", "student.strategies", "strategies.pkd_skip.beta", "strategies.pkd_last.beta",
+                "teacher.cache_dtype", "precision"):
+        assert key in stage["params"], key
+    assert "pkd/layers.py" in stage["deps"]
