@@ -216,9 +216,11 @@ def test_float16_cache_trains_the_same_student_as_float32(trained_teacher, tiny_
             history_out=tmp_path / f"{dtype}.json", cache=cache, teacher_layers=[2],
             alpha=0.7, beta=100.0, temperature=10.0,
         )
+    keys = ("loss_ce", "loss_ds", "loss_pt", "dev_accuracy")
+    for dtype, history in histories.items():
+        print(f"{dtype} cache:", [{k: h[k] for k in ("epoch", *keys)} for h in history])
     for h32, h16 in zip(histories["float32"], histories["float16"]):
+        # loss_ds is ~1e-5 here (T = 10, a tiny teacher): compared to 1e-6 absolute.
         for key in ("loss_ce", "loss_ds", "loss_pt"):
-            assert h16[key] == pytest.approx(h32[key], rel=1e-2), key
+            assert h16[key] == pytest.approx(h32[key], rel=1e-2, abs=1e-6), key
         assert abs(h16["dev_accuracy"] - h32["dev_accuracy"]) <= 1 / 48  # at most one of 48 dev examples
-    print("float32 vs float16 cache:", [(h["epoch"], {k: h[k] for k in ("loss_pt", "dev_accuracy")}) for h in histories["float32"]],
-          [(h["epoch"], {k: h[k] for k in ("loss_pt", "dev_accuracy")}) for h in histories["float16"]])
