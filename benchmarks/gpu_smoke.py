@@ -71,6 +71,7 @@ def run(cmd, cwd, env) -> str:
 
 def end_to_end(args, root: Path) -> dict:
     """Part 1: dvc repro of a small configuration with precision bf16."""
+    root.mkdir(parents=True)
     for name in COPIED:
         src = ROOT / name
         if src.exists():
