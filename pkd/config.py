@@ -104,7 +104,7 @@ class TrainParams(_Section):
 
 class TeacherParams(TrainParams):
     checkpoint: str = Field(min_length=1)
-    cache_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    cache_dtype: Literal["float32", "float16", "bfloat16"] = "float16"
     cache_batch_size: int = Field(default=64, gt=0)
 
 
@@ -237,6 +237,8 @@ class Params(_Section):
     launcher: str = Field(default="python", min_length=1)
     # Sentence state for the classifier and the patient loss: cls (paper) | mean (pkd/pooling.py).
     pooling: Literal["cls", "mean"] = "cls"
+    # Training, cache pass, evaluation and timing: fp32 | bf16 | fp16 (pkd/precision.py; fp32 on a CPU).
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     data: DataParams
     teacher: TeacherParams
     student: StudentParams

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import torch
 from transformers import Trainer
 
 from pkd.losses import pkd_loss
@@ -49,10 +50,15 @@ class DistillationTrainer(Trainer):
         self.cache = cache
         self.alpha, self.beta, self.temperature = alpha, beta, temperature
         self.teacher_layers = teacher_layers if beta > 0 else None
+        if cache is not None:  # refused here, before any step, not at the first batch
+            cache.require_pooling(model_pooling(self.model))
+            cache.require_layers(self.teacher_layers)
         self.kd_reduction = kd_reduction
         self.normalize_patience = normalize_patience
         self.is_regression = is_regression
-        self.loss_sums: dict[str, float] = {}
+        # Loss terms summed on the model's device: read once per log, never per step
+        # (a float() per step would wait for the GPU every step).
+        self.loss_sums: dict[str, torch.Tensor] = {}
         self.loss_count = 0
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None, **kwargs):
@@ -89,12 +95,14 @@ class DistillationTrainer(Trainer):
         )
         if model.training:
             for name, value in parts.items():
-                self.loss_sums[name] = self.loss_sums.get(name, 0.0) + float(value)
+                total = self.loss_sums.get(name)
+                self.loss_sums[name] = value if total is None else total + value
             self.loss_count += 1
         return (loss, outputs) if return_outputs else loss
 
     def pop_epoch_losses(self) -> dict[str, float]:
-        """Mean of each loss term since the last call (one epoch), then reset."""
-        means = {f"loss_{k}": v / max(self.loss_count, 1) for k, v in self.loss_sums.items()}
+        """Mean of each loss term since the last call (one epoch), then reset: one host sync."""
+        names = list(self.loss_sums)
+        means = (torch.stack([self.loss_sums[k] for k in names]) / max(self.loss_count, 1)).tolist() if names else []
         self.loss_sums, self.loss_count = {}, 0
-        return means
+        return {f"loss_{k}": v for k, v in zip(names, means)}

@@ -23,13 +23,15 @@ from transformers import DataCollatorWithPadding
 from pkd.data.tasks import DIAGNOSTIC_SPLIT, WNLI_SPLIT, WNLI_TEST_SIZE, TaskInfo
 from pkd.metrics import glue_metrics, logits_to_predictions
 from pkd.models import MODEL_INPUTS
+from pkd.precision import autocast
 
 
 @torch.no_grad()
 def predict_logits(
-    model, dataset: Dataset, collator: DataCollatorWithPadding, batch_size: int = 64, desc: str = "predict"
+    model, dataset: Dataset, collator: DataCollatorWithPadding, batch_size: int = 64, desc: str = "predict",
+    precision: str = "fp32",
 ) -> np.ndarray:
-    """Logits [n, C] in dataset order (batches formed from length-sorted examples)."""
+    """Logits [n, C] in dataset order (batches formed from length-sorted examples), under `precision`'s autocast."""
     model.eval()
     device = next(model.parameters()).device
     order = np.argsort(np.asarray(dataset["length"]), kind="stable")
@@ -40,7 +42,9 @@ def predict_logits(
         chosen = order[start : start + batch_size]
         rows = dataset.select(chosen)
         batch = collator([{k: r[k] for k in MODEL_INPUTS if k in r} for r in rows])
-        logits[chosen] = model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu().numpy()
+        with autocast(precision, device):
+            out = model(**{k: v.to(device) for k, v in batch.items()})
+        logits[chosen] = out.logits.float().cpu().numpy()
     return logits
 
 
@@ -49,7 +53,9 @@ def is_labelled(split: Dataset) -> bool:
     return bool(len(labels)) and not np.all(labels == -1)
 
 
-def evaluate_splits(model, tokenizer, splits: DatasetDict, task: TaskInfo, out_dir: Path) -> dict[str, dict]:
+def evaluate_splits(
+    model, tokenizer, splits: DatasetDict, task: TaskInfo, out_dir: Path, precision: str = "fp32"
+) -> dict[str, dict]:
     """Metrics per labelled split; predictions TSV for every split; returns {split: metrics}."""
     collator = DataCollatorWithPadding(tokenizer)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -59,7 +65,7 @@ def evaluate_splits(model, tokenizer, splits: DatasetDict, task: TaskInfo, out_d
         if name not in splits:
             continue
         split = splits[name]
-        logits = predict_logits(model, split, collator, desc=f"predict {task.name} {name}")
+        logits = predict_logits(model, split, collator, desc=f"predict {task.name} {name}", precision=precision)
         preds = logits_to_predictions(logits, task.is_regression)
         if is_labelled(split):
             labels = np.asarray(split["label"])

@@ -30,3 +30,12 @@ def layer_map(strategy: str, teacher_layers: int, student_layers: int) -> list[i
     if strategy == "skip":
         return [j * n // m for j in range(1, m)]
     return [n - m + j for j in range(1, m)]
+
+
+def layer_union(strategies: list[str], teacher_layers: int, student_layers: list[int]) -> list[int]:
+    """Every teacher layer that a student of some depth in `student_layers` reads under `strategies`.
+
+    The teacher cache stores these (PKD-Skip and PKD-Last, depths 6 and 3 of a
+    12-layer teacher: 2, 4, 6, 7, 8, 9, 10, 11). Sorted, without repeats.
+    """
+    return sorted({i for s in strategies for m in student_layers for i in layer_map(s, teacher_layers, m)})

@@ -60,6 +60,11 @@ def patient_loss(cls_s: torch.Tensor, cls_t: torch.Tensor, normalize: bool = Tru
     return F.mse_loss(cls_s, cls_t)
 
 
+def _at_least_fp32(x):
+    """Half-precision tensors are promoted to float32; float32/float64 stay as they are."""
+    return x.float() if x is not None and x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 def pkd_loss(
     logits_s: torch.Tensor,
     labels: torch.Tensor,
@@ -78,7 +83,10 @@ def pkd_loss(
 
     FT is alpha = beta = 0, KD is beta = 0. A term whose weight is 0 is not
     computed (and its inputs may be None), so FT needs no teacher at all.
+    Every term is computed in at least float32, whatever the forward's precision
+    (bf16/fp16 autocast gives half-precision logits and states).
     """
+    logits_s, logits_t, cls_s, cls_t = (_at_least_fp32(x) for x in (logits_s, logits_t, cls_s, cls_t))
     zero = logits_s.new_zeros(())
     ce = label_loss(logits_s, labels, is_regression)
     ds = zero

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, DataCollatorWithPadding
 
+from pkd.precision import autocast
+
 FIXED_LENGTH = 128
 
 
@@ -43,11 +45,12 @@ def make_batches(dev_features: list[dict], collator: DataCollatorWithPadding, ba
 
 
 @torch.no_grad()
-def _run_once(model, batches, device) -> float:
+def _run_once(model, batches, device, precision: str = "fp32") -> float:
     _sync(device)
     start = time.perf_counter()
-    for batch in batches:
-        model(**{k: v.to(device, non_blocking=True) for k, v in batch.items()})
+    with autocast(precision, device):
+        for batch in batches:
+            model(**{k: v.to(device, non_blocking=True) for k, v in batch.items()})
     _sync(device)
     return time.perf_counter() - start
 
@@ -87,6 +90,7 @@ def time_depths(
     device: str | None = None,
     student_checkpoint_dir: str | None = None,
     onnx: bool = False,
+    precision: str = "fp32",
 ) -> dict:
     """Time the teacher (its full depth) and a student of each depth; return the timing record.
 
@@ -95,6 +99,7 @@ def time_depths(
     onnx=True adds ONNX Runtime fp32 and int8 (dynamic quantisation) rows for every
     depth, on CPU, with as many threads as PyTorch. Speed-ups are always relative
     to the PyTorch fp32 teacher. size_mb: weights on disk (safetensors or .onnx).
+    `precision` (fp32 | bf16 | fp16, resolved for the device) is the PyTorch forward's autocast.
     """
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     config = AutoConfig.from_pretrained(checkpoint_dir, num_labels=num_labels)
@@ -132,7 +137,7 @@ def time_depths(
                 for key in order:  # interleaved: same conditions for every model
                     runtime, _ = key
                     if runtime == "pytorch":
-                        seconds = _run_once(runners[key], batches, dev)
+                        seconds = _run_once(runners[key], batches, dev, precision)
                     else:
                         seconds = _run_onnx(runners[key], numpy_batches[name])
                     if repeat >= warmup:
@@ -163,6 +168,7 @@ def time_depths(
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})",
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
+        "precision": precision,
         "warmup": warmup,
         "repeats": repeats,
         "examples": len(dev_features),

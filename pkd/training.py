@@ -20,6 +20,7 @@ from pkd.data.tasks import TaskInfo
 from pkd.distill import DistillationTrainer
 from pkd.io import atomic_dir, write_json
 from pkd.metrics import glue_metrics, logits_to_predictions
+from pkd.precision import trainer_flags
 
 # Columns a training dataset keeps; texts stay in the prepared data only.
 TRAIN_COLUMNS = ("idx", "input_ids", "token_type_ids", "attention_mask", "labels", "length")
@@ -42,7 +43,10 @@ def train_eval_subset(train: Dataset, size: int, seed: int) -> Dataset:
     return random_subset(train, size, seed)
 
 
-def training_arguments(params: TrainParams, *, output_dir: Path, seed: int, learning_rate: float) -> TrainingArguments:
+def training_arguments(
+    params: TrainParams, *, output_dir: Path, seed: int, learning_rate: float, precision: str = "fp32"
+) -> TrainingArguments:
+    """`precision`: fp32 | bf16 | fp16, already resolved for the device (pkd.precision)."""
     return TrainingArguments(
         output_dir=str(output_dir),
         num_train_epochs=params.epochs,
@@ -65,6 +69,9 @@ def training_arguments(params: TrainParams, *, output_dir: Path, seed: int, lear
         label_names=["labels"],
         report_to="none",
         dataloader_pin_memory=torch.cuda.is_available(),
+        # The NaN/Inf filter tests every step's loss on the host: a device sync per step.
+        logging_nan_inf_filter=False,
+        **trainer_flags(precision),
     )
 
 
@@ -168,6 +175,7 @@ def train_model(
     model_out: Path,
     history_out: Path,
     tracker=None,
+    precision: str = "fp32",
     **loss_kwargs,
 ) -> list[dict]:
     """Train, resuming from `checkpoint_dir` if a previous run was killed; save atomically.
@@ -184,7 +192,8 @@ def train_model(
 
     trainer = _EpochLossTrainer(
         model=model,
-        args=training_arguments(params, output_dir=checkpoint_dir, seed=seed, learning_rate=learning_rate),
+        args=training_arguments(params, output_dir=checkpoint_dir, seed=seed, learning_rate=learning_rate,
+                                precision=precision),
         train_dataset=train,
         eval_dataset=eval_sets,
         data_collator=DataCollatorWithPadding(tokenizer),

@@ -7,6 +7,7 @@ from pkd.config import STRATEGY_LAYER_MAP, ConfigError
 from pkd.data import get_task
 from pkd.layers import layer_map
 from pkd.models import build_student, check_checkpoints, load_tokenizer
+from pkd.precision import resolve_precision
 from pkd.teacher_cache import MANIFEST, load_cache
 from pkd.tracking import stage_run
 from pkd.training import random_subset, train_model
@@ -23,15 +24,18 @@ def main() -> None:
     teacher_dir = paths.teacher_model(task.name)
     cache = None
     if strategy.alpha > 0 or strategy.beta > 0:
-        cache = load_cache(paths.teacher_cache(task.name), "train", dataset=splits["train"], teacher_dir=teacher_dir)
+        cache = load_cache(paths.teacher_cache(task.name), "train", dataset=splits["train"], teacher_dir=teacher_dir,
+                           pooling=params.pooling)
     layers = None
     if STRATEGY_LAYER_MAP[args.strategy] and strategy.beta > 0:
         layers = layer_map(STRATEGY_LAYER_MAP[args.strategy], cache.num_layers, args.depth)
+        cache.require_layers(layers)
+    precision = resolve_precision(params.precision)
     name = paths.student_name(args.strategy, args.depth, args.seed)
     # student.seeds lists every seed of the matrix; this run is one of them.
     settings = student.model_dump(exclude={"seeds"})
     tracked = {"student": settings, "strategy": strategy.model_dump(), "teacher_layers": layers, "seed": args.seed, "pooling": params.pooling,
-               "normalize_patience": student.patience_normalized(task.name, args.depth)}
+               "normalize_patience": student.patience_normalized(task.name, args.depth), "precision": precision}
     tags = {"task": task.name, "strategy": args.strategy, "depth": args.depth, "seed": args.seed}
     # A leftover checkpoint is resumed only by the same run: same params, data, teacher and cache.
     inputs = [paths.prepared(task.name)]
@@ -58,6 +62,7 @@ def main() -> None:
             beta=strategy.beta,
             temperature=strategy.temperature,
             teacher_layers=layers,
+            precision=precision,
             kd_reduction=student.kd_reduction,
             normalize_patience=student.patience_normalized(task.name, args.depth),
             tracker=run,  # per-epoch metrics reach MLflow while training runs

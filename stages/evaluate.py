@@ -3,6 +3,7 @@
 One stage per task rather than per model: loading a model and scoring dev
 takes a second or two, while each stage's start-up costs several.
 """
+import torch
 from datasets import load_from_disk
 from transformers import AutoTokenizer
 
@@ -12,6 +13,7 @@ from pkd.data import get_task
 from pkd.evaluate import evaluate_splits
 from pkd.io import atomic_dir, write_json
 from pkd.models import check_checkpoints, checkpoint_depth, load_classifier
+from pkd.precision import resolve_precision
 from pkd.tracking import stage_run
 
 
@@ -21,6 +23,8 @@ def main() -> None:
     task = get_task(args.task)
     splits = load_from_disk(str(paths.prepared(task.name)))
     teacher_depth = checkpoint_depth(params.teacher.checkpoint)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    precision = resolve_precision(params.precision, device)
     # The teacher's seed is the top-level one; each student has its own.
     models = [("teacher", None, teacher_depth, params.seed, paths.teacher_model(task.name))]
     for strategy in params.student.strategies:
@@ -34,9 +38,9 @@ def main() -> None:
     for name, strategy, depth, seed, model_dir in models:
         tags = {"task": task.name, "strategy": strategy or "teacher", "depth": depth, "seed": seed}
         with stage_run("evaluate", params={"model_dir": str(model_dir)}, tags=tags) as run:
-            model = load_classifier(model_dir)
+            model = load_classifier(model_dir).to(device)
             with atomic_dir(paths.predictions(task.name, name)) as tmp:
-                results = evaluate_splits(model, AutoTokenizer.from_pretrained(str(model_dir)), splits, task, tmp)
+                results = evaluate_splits(model, AutoTokenizer.from_pretrained(str(model_dir)), splits, task, tmp, precision)
             record = {
                 "task": task.name,
                 "model": name,
@@ -45,6 +49,7 @@ def main() -> None:
                 "seed": seed,
                 "depth": model.config.num_hidden_layers,
                 "teacher_depth": teacher_depth,
+                "precision": precision,
                 "main_metric": task.main_metric,
                 "metric_names": list(task.metric_names),
                 "splits": results,

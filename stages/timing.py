@@ -8,6 +8,7 @@ from pkd.cli import load_checked_params, run_stage
 from pkd.data import get_task
 from pkd.io import write_json
 from pkd.models import MODEL_INPUTS, check_checkpoints, load_tokenizer, resolve_checkpoint
+from pkd.precision import resolve_precision
 from pkd.timing import time_depths
 from pkd.tracking import stage_run
 
@@ -33,6 +34,7 @@ def main() -> None:
             repeats=timing.repeats,
             student_checkpoint_dir=resolve_checkpoint(params.student_checkpoint(), "student.init_checkpoint"),
             onnx=params.export.enabled,
+            precision=resolve_precision(params.precision),
         )
         record["task"] = task.name
         write_json(paths.timing(), record)

@@ -37,6 +37,12 @@ def test_default_params_are_valid():
     assert params.student_learning_rate("kd") == params.student.learning_rate
 
 
+def test_cache_dtype_and_precision_defaults_agree_with_params_yaml():
+    params = parse_params(DEFAULTS)
+    assert params.teacher.cache_dtype == "float16" == type(params.teacher).model_fields["cache_dtype"].default
+    assert params.precision == "fp32" == type(params).model_fields["precision"].default
+
+
 @pytest.mark.parametrize(
     "key, value, expected",
     [
@@ -61,6 +67,7 @@ def test_default_params_are_valid():
         ("strategies.kd.beta", 10.0, "strategies.kd.beta"),
         ("data.max_seq_length", 0, "data.max_seq_length"),
         ("teacher.cache_dtype", "int8", "teacher.cache_dtype"),
+        ("precision", "fp8", "precision"),
     ],
 )
 def test_bad_values_are_refused_naming_the_key(key, value, expected):

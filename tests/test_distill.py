@@ -1,15 +1,19 @@
 """Teacher -> cache -> FT / KD / PKD-Skip / PKD-Last students on a tiny random BERT."""
 import pytest
 import torch
+from safetensors.torch import load_file
 from transformers import DataCollatorWithPadding
 
+import pkd.distill as distill_module
+import pkd.training as training_module
 from pkd.config import TrainParams
+from pkd.distill import DistillationTrainer
 from pkd.data import get_task
 from pkd.io import read_json
 from pkd.layers import layer_map
 from pkd.models import load_classifier, build_student, build_teacher, load_tokenizer
 from pkd.teacher_cache import dataset_fingerprint, load_cache, teacher_hash, teacher_outputs, write_cache
-from pkd.training import train_model
+from pkd.training import train_model, training_arguments, training_view
 
 TASK = get_task("builtin_sentiment")
 PARAMS = TrainParams(epochs=2, batch_size=16, learning_rate=1e-3, train_eval_samples=32)
@@ -127,6 +131,12 @@ def test_patient_loss_reads_student_layers_1_to_m_minus_1(tiny_bert, tmp_path, p
     assert not torch.allclose(expected[:, 0], expected[:, 1])  # the layers are distinguishable
 
     class OwnLayersCache:
+        def require_pooling(self, pooling):
+            pass
+
+        def require_layers(self, layers):
+            pass
+
         def rows(self, idx, layers):
             assert len(layers) == depth - 1
             return torch.zeros(len(idx), TASK.num_labels), expected[idx]
@@ -170,3 +180,126 @@ def test_epoch_metrics_reach_the_tracker_while_training_runs(tiny_bert, tiny_spl
     assert logged == {h["epoch"]: h for h in history}  # every point once training ends, nothing else
     points = [(r["epoch"], k) for records, _, _ in calls for r in records for k in r if k != "epoch"]
     assert len(points) == len(set(points))  # no point logged twice
+
+
+HOST_READS = ("item", "__float__", "__int__", "__bool__", "tolist")
+
+
+def test_loss_terms_accumulate_on_device_without_a_host_read_per_step(trained_teacher, tiny_bert, tiny_splits, tmp_path):
+    root, _ = trained_teacher
+    cache = load_cache(root / "cache", "train", dataset=tiny_splits["train"], teacher_dir=root / "teacher")
+    model = build_student(str(tiny_bert), 2, TASK)
+    for module in model.modules():  # deterministic forward in train mode, for the independent check below
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    tokenizer = load_tokenizer(str(tiny_bert))
+    collator = DataCollatorWithPadding(tokenizer)
+    trainer = DistillationTrainer(
+        model=model, args=training_arguments(PARAMS, output_dir=tmp_path, seed=0, learning_rate=1e-3),
+        data_collator=collator, eval_dataset=training_view(tiny_splits["dev"]), cache=cache, alpha=0.7, beta=100.0,
+        temperature=1.0, teacher_layers=[2],  # T = 1: a KL large enough for float32 to resolve
+    )
+    train = training_view(tiny_splits["train"])
+    batches = [collator([train[i] for i in range(start, start + 16)]) for start in range(0, len(train), 16)]
+    assert len(batches) == 6
+    model.train()
+    reads = []
+    with pytest.MonkeyPatch.context() as mp:
+        for name in HOST_READS:
+            original = getattr(torch.Tensor, name)
+            mp.setattr(torch.Tensor, name, lambda self, *a, _o=original, _n=name, **k: reads.append(_n) or _o(self, *a, **k))
+        # The model's own forward reads a value per call (transformers checks the padding
+        # mask on the host); count those, then require compute_loss to add none.
+        for batch in batches:
+            model(**{k: v for k, v in batch.items() if k not in ("idx", "length", "labels")}, output_hidden_states=True)
+        in_forward, reads[:] = list(reads), []
+        for batch in batches:
+            trainer.compute_loss(model, dict(batch))
+        assert reads == in_forward, f"host reads during {len(batches)} steps beyond the forward's: {reads}"
+        reads.clear()
+        logged = trainer.pop_epoch_losses()
+    assert reads == ["tolist"]  # one read per log, for all three terms
+    # Independent computation of the three terms, with the teacher rows read straight from the file.
+    stored = load_file(str(root / "cache" / "train.safetensors"))
+    row_of = {int(i): k for k, i in enumerate(stored["idx"])}
+    expected = {"ce": [], "ds": [], "pt": []}
+    with torch.no_grad():
+        for batch in batches:
+            rows = torch.tensor([row_of[int(i)] for i in batch["idx"]])
+            out = model(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                        attention_mask=batch["attention_mask"], output_hidden_states=True)
+            t = 1.0
+            p_t = torch.softmax(stored["logits"][rows].double() / t, -1)
+            log_p_s = torch.log_softmax(out.logits.double() / t, -1)
+            kl = (p_t * (p_t.log() - log_p_s)).sum() / out.logits.numel() * t * t
+            s = torch.nn.functional.normalize(out.hidden_states[1][:, 0], dim=-1)
+            te = torch.nn.functional.normalize(stored["cls"][rows, 1].float(), dim=-1)  # teacher layer 2
+            expected["ce"].append(torch.nn.functional.cross_entropy(out.logits, batch["labels"]).item())
+            expected["ds"].append(kl.item())
+            expected["pt"].append(((s - te) ** 2).mean().item())
+    for term, values in expected.items():
+        # float32 in the trainer vs float64 here: a KL of ~1e-6 keeps only a few float32 digits.
+        assert logged[f"loss_{term}"] == pytest.approx(sum(values) / len(values), rel=1e-4, abs=1e-8), term
+    assert trainer.pop_epoch_losses() == {}
+
+
+def test_bf16_reaches_trainer_and_losses_stay_float32(trained_teacher, tiny_bert, tiny_splits, monkeypatch):
+    """bf16 on a CPU through the library (the stages fall back to fp32 there; pkd/precision.py)."""
+    root, _ = trained_teacher
+    cache = load_cache(root / "cache", "train", dataset=tiny_splits["train"], teacher_dir=root / "teacher")
+    seen = []
+    real_loss = distill_module.pkd_loss
+
+    def recording_loss(logits_s, labels, **kwargs):
+        loss, parts = real_loss(logits_s, labels, **kwargs)
+        cls_s = kwargs["cls_s"]
+        seen.append((logits_s.dtype, None if cls_s is None else cls_s.dtype, loss.dtype, {p.dtype for p in parts.values()}))
+        return loss, parts
+
+    monkeypatch.setattr(distill_module, "pkd_loss", recording_loss)
+    args = []
+    real_args = training_module.training_arguments
+    monkeypatch.setattr(training_module, "training_arguments", lambda *a, **k: args.append(real_args(*a, **k)) or args[-1])
+    student = build_student(str(tiny_bert), 2, TASK)
+    inside = []  # dtype of a linear layer's output inside the forward: bf16 under autocast
+    student.bert.encoder.layer[0].intermediate.dense.register_forward_hook(lambda m, i, out: inside.append(out.dtype))
+    history = train_model(  # one short epoch: bf16 on a CPU is slow
+        student, load_tokenizer(str(tiny_bert)), task=TASK, train=tiny_splits["train"].select(range(32)),
+        dev=tiny_splits["dev"].select(range(16)), params=PARAMS.model_copy(update={"epochs": 1, "train_eval_samples": 16}),
+        learning_rate=1e-3, seed=0,
+        checkpoint_dir=root / "ckpt-bf16", model_out=root / "bf16", history_out=root / "bf16.json",
+        cache=cache, teacher_layers=[2], alpha=0.7, beta=100.0, temperature=10.0, precision="bf16",
+    )
+    assert args[0].bf16 and not args[0].fp16
+    assert inside and set(inside) == {torch.bfloat16}
+    assert any(s[1] is not None for s in seen)  # training steps, with the patient loss
+    assert all(s[2] == torch.float32 and s[3] == {torch.float32} for s in seen)  # losses in float32
+    assert all(h["loss_pt"] > 0 for h in history)
+
+
+@pytest.mark.slow
+def test_float16_cache_trains_the_same_student_as_float32(trained_teacher, tiny_bert, tiny_splits, tmp_path):
+    """The default cache dtype: a PKD-Skip student from float16 states ends where the float32 one does."""
+    root, _ = trained_teacher
+    model = load_classifier(root / "teacher")
+    outputs = teacher_outputs(model, tiny_splits["train"], DataCollatorWithPadding(load_tokenizer(str(tiny_bert))))
+    manifest = read_json(root / "cache" / "manifest.json")
+    histories = {}
+    for dtype in ("float32", "float16"):
+        write_cache(tmp_path / dtype, {"train": outputs}, {k: manifest[k] for k in ("teacher_sha256", "data_fingerprint")}, dtype)
+        cache = load_cache(tmp_path / dtype, "train", dataset=tiny_splits["train"], teacher_dir=root / "teacher")
+        histories[dtype] = train_model(
+            build_student(str(tiny_bert), 2, TASK, seed=0), load_tokenizer(str(tiny_bert)), task=TASK,
+            train=tiny_splits["train"], dev=tiny_splits["dev"], params=PARAMS, learning_rate=1e-3, seed=0,
+            checkpoint_dir=tmp_path / f"ckpt-{dtype}", model_out=tmp_path / f"m-{dtype}",
+            history_out=tmp_path / f"{dtype}.json", cache=cache, teacher_layers=[2],
+            alpha=0.7, beta=100.0, temperature=10.0,
+        )
+    keys = ("loss_ce", "loss_ds", "loss_pt", "dev_accuracy")
+    for dtype, history in histories.items():
+        print(f"{dtype} cache:", [{k: h[k] for k in ("epoch", *keys)} for h in history])
+    for h32, h16 in zip(histories["float32"], histories["float16"]):
+        # loss_ds is ~1e-5 here (T = 10, a tiny teacher): compared to 1e-6 absolute.
+        for key in ("loss_ce", "loss_ds", "loss_pt"):
+            assert h16[key] == pytest.approx(h32[key], rel=1e-2, abs=1e-6), key
+        assert abs(h16["dev_accuracy"] - h32["dev_accuracy"]) <= 1 / 48  # at most one of 48 dev examples

@@ -140,6 +140,7 @@ def test_parallel_queued_sweep_lands_in_mlflow_and_best_on_dev_table(repo, serve
 
 
 def test_ddp_cache_equals_single_process_and_distill_runs_under_torchrun(repo, tmp_path):
+    import torch
     from safetensors.torch import load_file
 
     root, env, _ = repo
@@ -153,8 +154,11 @@ def test_ddp_cache_equals_single_process_and_distill_runs_under_torchrun(repo, t
             a = load_file(str(single / f"{split}.safetensors"))
             b = load_file(str(root / "cache/teacher" / TASK / f"{split}.safetensors"))
             assert a["idx"].tolist() == b["idx"].tolist() == sorted(a["idx"].tolist())
-            for key in ("logits", "cls"):
-                assert (a[key] - b[key]).abs().max() < 1e-5, key
+            # Batches differ between 1 and 2 processes (padding), so float32 values differ in the
+            # last bits; stored as float16 (the default), that can flip the last stored bit.
+            torch.testing.assert_close(a["logits"], b["logits"], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(a["cls"].float(), b["cls"].float(), atol=1e-5,
+                                       rtol=2e-3 if a["cls"].dtype == torch.float16 else 1e-5)
         student = root / "models/students" / TASK / "pkd_skip-2-s42"
         shutil.rmtree(student)
         log = run([*torchrun, "stages/distill.py", "--task", TASK, "--strategy", "pkd_skip", "--depth", "2", "--seed", "42"], root, ddp_env)
