@@ -4,30 +4,11 @@ Best: highest dev main metric of the int8 ONNX model (what ships); ties go to
 the faster one (int8 batch-1 latency from timing.json, else fewer layers).
 """
 import argparse
-import os
-import sys
 import tempfile
 
 from pkd import paths
 from pkd.io import read_json, write_json
-
-
-def export_switches() -> dict:
-    """params.yaml's `export` section, read without pkd.config (which imports datasets):
-    a skipped stage then costs a Python start-up. Enabled runs validate everything."""
-    import yaml
-
-    path = os.environ.get("PKD_PARAMS", "params.yaml")
-    if not os.path.isfile(path):
-        print(f"error: {path}: parameter file not found", file=sys.stderr)
-        sys.exit(2)
-    with open(path) as fh:
-        section = (yaml.safe_load(fh) or {}).get("export") or {}
-    for key in ("enabled", "register_best"):
-        if not isinstance(section.get(key, False), bool):
-            print(f"error: {path}: export.{key}: Input should be a valid boolean (got {section[key]!r})", file=sys.stderr)
-            sys.exit(2)
-    return section
+from pkd.switches import export_switches
 
 
 def skip_unless_enabled() -> bool:
