@@ -148,20 +148,21 @@ def test_pipeline_with_export_enabled(tmp_path_factory):
     params["data"].update(tasks=["builtin_sentiment"], builtin_train_size=64, builtin_dev_size=32, max_seq_length=48)
     params["teacher"].update(checkpoint=str(save_tiny_bert(tmp_path_factory.mktemp("bert"))), epochs=1,
                              batch_size=16, train_eval_samples=16)
-    params["student"].update(depths=[2], strategies=["ft", "kd"], epochs=1, batch_size=16, train_eval_samples=16)
+    params["student"].update(depths=[2], strategies=["ft", "kd"], finetune_strategies=["ft"], distill_strategies=["kd"],
+                             epochs=1, batch_size=16, train_eval_samples=16)
     params["timing"].update(warmup=0, repeats=1, max_examples=8)
     params["export"]["enabled"] = True
     env = make_repo(root, params)
     log = run_cmd(["dvc", "repro"], root, env, timeout=3600)  # ~10 min on an idle 2-core machine
-    assert "Running stage 'export@builtin_sentiment-kd-2'" in log and "Running stage 'register@builtin_sentiment'" in log
-    for name in ("ft-2", "kd-2"):
+    assert "Running stage 'export@builtin_sentiment-kd-2-42'" in log and "Running stage 'register@builtin_sentiment'" in log
+    for name in ("ft-2-s42", "kd-2-s42"):
         record = json.loads((root / "metrics/export/builtin_sentiment" / f"{name}.json").read_text())
         assert record["onnx_fp32"]["agreement"] >= 0.999 and 0 <= record["onnx_int8"]["accuracy"] <= 1
         assert (root / "models/onnx/builtin_sentiment" / name / INT8_FILE).is_file()
     timing = json.loads((root / "metrics/timing.json").read_text())
     assert {r["runtime"] for r in timing["models"]} == {"pytorch", "onnx_fp32", "onnx_int8"}
     decision = json.loads((root / "metrics/deploy/builtin_sentiment.json").read_text())
-    assert decision["registered_model"] == "pkd-builtin_sentiment" and decision["model"] in ("ft-2", "kd-2")
+    assert decision["registered_model"] == "pkd-builtin_sentiment" and decision["model"] in ("ft-2-s42", "kd-2-s42")
     assert "Table 4: deployment" in (root / "reports/report.md").read_text()
     mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
     try:
@@ -174,6 +175,6 @@ def test_pipeline_with_export_enabled(tmp_path_factory):
     src = root / "in.txt"
     src.write_text("a fine film\ndull\n")
     run_cmd([sys.executable, "-m", "pkd.console", "predict", "--model",
-             str(root / "models/onnx/builtin_sentiment/ft-2"), "--input", str(src), "--output", str(root / "o.tsv")],
+             str(root / "models/onnx/builtin_sentiment/ft-2-s42"), "--input", str(src), "--output", str(root / "o.tsv")],
             root, env)
     assert len((root / "o.tsv").read_text().splitlines()) == 3
