@@ -217,11 +217,11 @@ def test_three_setups_run_end_to_end_and_the_table_equals_their_metrics(tmp_path
     runs["#3"] = (*workspace_results(repo), log)
 
     # Who was cut from what: widths of teachers and students.
-    assert runs["#1"][1:3] == ({"kd-2": 32, "pkd_skip-2": 32}, 32)
-    assert runs["#2"][1]["kd-2"] == 32 and runs["#2"][2] == 48
-    assert runs["#3"][1:3] == ({"kd-2": 48, "pkd_skip-2": 48}, 48)
+    assert runs["#1"][1:3] == ({"kd-2-s42": 32, "pkd_skip-2-s42": 32}, 32)
+    assert runs["#2"][1]["kd-2-s42"] == 32 and runs["#2"][2] == 48
+    assert runs["#3"][1:3] == ({"kd-2-s42": 48, "pkd_skip-2-s42": 48}, 48)
     # #3 reuses #2's teacher and its cache (DVC run-cache), training only its students.
-    assert ran_stages(runs["#3"][3]) == {f"distill@{TASK}-kd-2", f"distill@{TASK}-pkd_skip-2", target}
+    assert ran_stages(runs["#3"][3]) == {f"distill@{TASK}-kd-2-42", f"distill@{TASK}-pkd_skip-2-42", target}
 
     out = run_cmd([sys.executable, "-m", "pkd.study", "--base", str(base), "--large", str(large)], repo, env)
     summary = {r["row"]: r for r in json.loads((repo / "reports/teacher_study.json").read_text())}
@@ -233,9 +233,9 @@ def test_three_setups_run_end_to_end_and_the_table_equals_their_metrics(tmp_path
 
     expected = {
         "teacher-base": ("#1", "teacher", "base-base"), "teacher-large": ("#2", "teacher", "large-base"),
-        "#1 KD": ("#1", "kd-2", "base-base"), "#1 PKD": ("#1", "pkd_skip-2", "base-base"),
-        "#2 KD": ("#2", "kd-2", "large-base"), "#3 KD": ("#3", "kd-2", "large-large"),
-        "#3 PKD": ("#3", "pkd_skip-2", "large-large"),
+        "#1 KD": ("#1", "kd-2-s42", "base-base"), "#1 PKD": ("#1", "pkd_skip-2-s42", "base-base"),
+        "#2 KD": ("#2", "kd-2-s42", "large-base"), "#3 KD": ("#3", "kd-2-s42", "large-large"),
+        "#3 PKD": ("#3", "pkd_skip-2-s42", "large-large"),
     }
     assert set(summary) == set(expected)
     assert acc("#3", "teacher") == acc("#2", "teacher")
