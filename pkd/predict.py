@@ -51,6 +51,8 @@ class Predictor:
     def __init__(self, model: str | Path, task: str | None = None, threads: int | None = None):
         from transformers import AutoConfig, AutoTokenizer
 
+        import pkd.pooling  # noqa: F401  (registers the mean-pooled model's config type with AutoConfig)
+
         self.model_dir, onnx_file = resolve_model(model)
         config = AutoConfig.from_pretrained(str(self.model_dir))
         name = task or getattr(config, "pkd_task", None)

@@ -88,6 +88,15 @@ def test_console_script_reads_stdin_pairs(saved):
     assert lines[0] == "label\tprob_not_equivalent\tprob_equivalent" and len(lines) == 3
 
 
+def test_console_script_predicts_with_an_onnx_export_of_a_mean_pooled_model(saved):
+    # A fresh process: only `pkd predict`'s own imports may register the mean-pooled config type.
+    proc = subprocess.run([sys.executable, "-m", "pkd.console", "predict", "--model", str(saved / "single-onnx"),
+                           "--input", "-"], input="a fine film\ndull\n",
+                          capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.splitlines()) == 3
+
+
 @pytest.mark.parametrize("case, content, model, expected", [
     ("missing model", "good\n", "nowhere", "nowhere: model directory not found"),
     ("pair task, single sentences", "a cat sat\nhello\n", "pair",
