@@ -14,16 +14,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pkd.data.tasks import TASKS, get_task
+from pkd.errors import ConfigError
 
 STRATEGIES = ("ft", "kd", "pkd_skip", "pkd_last")
 # Which teacher-layer map a strategy uses for the patient loss (None: no patient loss).
 STRATEGY_LAYER_MAP = {"ft": None, "kd": None, "pkd_skip": "skip", "pkd_last": "last"}
 # Strategies that train on labels only, so never read the teacher (unless students start from it).
 LABEL_ONLY = ("ft",)
-
-
-class ConfigError(ValueError):
-    """A parameter is invalid; the message names the key and the allowed values."""
 
 
 class _Section(BaseModel):

@@ -30,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    from pkd.cli import run_stage  # after argument parsing: --help stays fast
+    from pkd.stage import run_stage  # after argument parsing: --help stays fast
 
     if args.command == "predict":
         from pkd.predict import predict_file

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from pkd.errors import ExportCheckError
+
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model_int8.onnx"
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
@@ -137,10 +139,6 @@ def size_mb(path: str | Path) -> float:
     path = Path(path)
     files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
     return sum(p.stat().st_size for p in files) / 1e6
-
-
-class ExportCheckError(RuntimeError):
-    """ONNX Runtime's predictions differ from PyTorch's on more dev examples than allowed."""
 
 
 def export_and_score(model_dir: str | Path, out_dir: str | Path, dev, task, *,

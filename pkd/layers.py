@@ -6,7 +6,7 @@ matched; neither model's last layer is (the soft-label loss covers it).
 """
 from __future__ import annotations
 
-STRATEGIES = ("skip", "last")
+from pkd.errors import ConfigError
 
 
 def layer_map(strategy: str, teacher_layers: int, student_layers: int) -> list[int]:
@@ -18,18 +18,30 @@ def layer_map(strategy: str, teacher_layers: int, student_layers: int) -> list[i
     N / M > 1 and the largest is N - ceil(N / M) < N.
     PKD-Last: I(j) = N - M + j (12 -> 6 gives 7..11).
 
-    Raises ValueError for an unknown strategy, M < 2 or M >= N.
+    Raises ConfigError for an unknown map, M < 2 or M >= N.
     """
     n, m = teacher_layers, student_layers
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown layer strategy '{strategy}'; allowed: {', '.join(STRATEGIES)}")
+    if strategy not in LAYER_MAPS:
+        raise ConfigError(f"unknown layer map '{strategy}'; allowed: {', '.join(LAYER_MAPS)}")
     if m < 2:
-        raise ValueError(f"a PKD student needs at least 2 layers (got {m})")
+        raise ConfigError(f"a PKD student needs at least 2 layers (got {m})")
     if m >= n:
-        raise ValueError(f"student depth {m} must be smaller than the teacher depth {n}")
-    if strategy == "skip":
-        return [j * n // m for j in range(1, m)]
+        raise ConfigError(f"student depth {m} must be smaller than the teacher depth {n}")
+    return LAYER_MAPS[strategy](n, m)
+
+
+def skip_layers(n: int, m: int) -> list[int]:
+    """PKD-Skip: every (N/M)-th teacher layer, floor(j * N / M) for j = 1..M-1."""
+    return [j * n // m for j in range(1, m)]
+
+
+def last_layers(n: int, m: int) -> list[int]:
+    """PKD-Last: the M-1 teacher layers just below the last, N - M + j for j = 1..M-1."""
     return [n - m + j for j in range(1, m)]
+
+
+# Layer maps by name: a strategy in pkd.strategies names one (or none).
+LAYER_MAPS = {"skip": skip_layers, "last": last_layers}
 
 
 def layer_union(strategies: list[str], teacher_layers: int, student_layers: list[int]) -> list[int]:

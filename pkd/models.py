@@ -86,7 +86,7 @@ def tokenizer_difference(checkpoint_a: str, checkpoint_b: str, key_b: str) -> st
 
 def check_checkpoints(params) -> None:
     """The params rules that need checkpoint configs: student depths against the teacher's,
-    and the student init checkpoint (pkd.cli.load_checked_params runs this before any work)."""
+    and the student init checkpoint (pkd.stage.load_checked_params runs this before any work)."""
     check_depths(params, checkpoint_depth(params.teacher.checkpoint))
     check_student_init(params)
 

@@ -32,6 +32,7 @@ from pkd.io import write_json
 from pkd.report.load import eval_rows
 from pkd.report.tables import score_columns, task_order
 from pkd.sweep import collect_experiments
+from pkd.errors import StudyError
 
 OUTPUT_MD = Path("reports/teacher_study.md")
 OUTPUT_JSON = Path("reports/teacher_study.json")
@@ -58,10 +59,6 @@ ROW_LABELS = {
     "#1 PKD": "#1 base teacher, base-init, PKD",
 }
 SETUPS = {("base", "base"): "#1", ("large", "base"): "#2", ("large", "large"): "#3"}
-
-
-class StudyError(ValueError):
-    """The experiments cannot make the table; the message says which and why."""
 
 
 @dataclass(frozen=True)

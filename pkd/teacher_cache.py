@@ -39,16 +39,13 @@ from pkd.io import atomic_dir, read_json, write_json
 from pkd.models import MODEL_INPUTS, model_pooling
 from pkd.pooling import layer_states
 from pkd.precision import autocast
+from pkd.errors import StaleCacheError
 
 MANIFEST = "manifest.json"
 CACHE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 # safetensors' names for the dtypes a cache file holds.
 _ST_NAMES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.int64: "I64"}
 _ST_DTYPES = {v: k for k, v in _ST_NAMES.items()}
-
-
-class StaleCacheError(RuntimeError):
-    """The cache does not belong to this teacher, data or pooling, or lacks a layer a student needs."""
 
 
 def file_sha256(path: str | Path) -> str:

@@ -41,13 +41,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from pkd.errors import TrackingError
+
 # mlflow.utils.validation.MAX_PARAM_VAL_LENGTH, copied so mlflow stays a lazy import.
 MAX_PARAM_VALUE_LENGTH = 6000
 _OFF, _ON = {"off", "0", "false", "no"}, {"1", "true", "yes", "on"}
-
-
-class TrackingError(RuntimeError):
-    """A tracking failure while ``PKD_TRACKING_STRICT=1``."""
 
 
 def find_repo_root() -> Path:

@@ -8,7 +8,7 @@ from datasets import load_from_disk
 from transformers import AutoTokenizer
 
 from pkd import paths
-from pkd.cli import load_checked_params, run_stage, stage_args
+from pkd.stage import load_checked_params, run_stage, stage_args
 from pkd.data import get_task
 from pkd.evaluate import evaluate_splits
 from pkd.io import atomic_dir, write_json

@@ -30,7 +30,7 @@ def skip_unless_enabled() -> bool:
 def main() -> None:
     from datasets import load_from_disk
 
-    from pkd.cli import load_checked_params, stage_args
+    from pkd.stage import load_checked_params, stage_args
     from pkd.data import get_task
     from pkd.export import ExportCheckError, deployable, export_and_score, input_example
     from pkd.tracking import stage_run
@@ -60,6 +60,6 @@ def main() -> None:
 
 
 if __name__ == "__main__" and not skip_unless_enabled():
-    from pkd.cli import run_stage
+    from pkd.stage import run_stage
 
     run_stage(main)

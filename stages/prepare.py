@@ -1,6 +1,6 @@
 """Stage `prepare`: load a task from its source, tokenise, save as datasets on disk."""
 from pkd import paths
-from pkd.cli import load_checked_params, run_stage, stage_args
+from pkd.stage import load_checked_params, run_stage, stage_args
 from pkd.data import get_task, load_task
 from pkd.io import atomic_dir
 from pkd.models import check_checkpoints, load_tokenizer

@@ -26,7 +26,7 @@ def skip_unless_enabled() -> bool:
 def main() -> None:
     from datasets import load_from_disk
 
-    from pkd.cli import load_checked_params, stage_args
+    from pkd.stage import load_checked_params, stage_args
     from pkd.data import get_task
     from pkd.export import best_student, deployable, input_example, registered_name
     from pkd.tracking import stage_run
@@ -67,6 +67,6 @@ def main() -> None:
 
 
 if __name__ == "__main__" and not skip_unless_enabled():
-    from pkd.cli import run_stage
+    from pkd.stage import run_stage
 
     run_stage(main)

@@ -1,6 +1,6 @@
 """Stage `report`: paper-style tables and figures, rendered from the metrics files only."""
 from pkd import paths
-from pkd.cli import load_checked_params, run_stage
+from pkd.stage import load_checked_params, run_stage
 from pkd.report import build_report
 from pkd.tracking import stage_run
 

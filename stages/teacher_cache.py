@@ -3,7 +3,7 @@ from datasets import load_from_disk
 from transformers import AutoTokenizer, DataCollatorWithPadding
 
 from pkd import paths
-from pkd.cli import load_checked_params, run_stage, stage_args
+from pkd.stage import load_checked_params, run_stage, stage_args
 from pkd.config import STRATEGY_LAYER_MAP
 from pkd.data import get_task
 from pkd.distributed import init_distributed, is_main_process

@@ -4,7 +4,7 @@ from datasets import load_from_disk
 from transformers import DataCollatorWithPadding
 
 from pkd import paths
-from pkd.cli import load_checked_params, run_stage
+from pkd.stage import load_checked_params, run_stage
 from pkd.data import get_task
 from pkd.io import write_json
 from pkd.models import MODEL_INPUTS, check_checkpoints, load_tokenizer, resolve_checkpoint

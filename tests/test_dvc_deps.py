@@ -144,11 +144,11 @@ def test_closure_follows_relative_and_function_level_imports(tmp_path):
     script = tmp_path / "script.py"
     script.write_text(
         "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import pkd.report\n"
-        "def main():\n    from pkd.data import errors\n"
+        "def main():\n    from pkd.data import schema\n"
     )
     used = closure(script)
     assert not any(p.startswith("pkd/report") for p in used)  # annotation-only imports never run
-    assert "pkd/data/errors.py" in used  # imported inside a function, as a submodule name
+    assert "pkd/data/schema.py" in used  # imported inside a function, as a submodule name
     assert "pkd/data/builtin.py" in used  # `from .builtin import ...` in pkd/data/__init__.py
     assert "pkd/__init__.py" in used  # every `import pkd.x` runs the package's __init__
 

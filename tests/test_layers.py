@@ -38,7 +38,7 @@ def test_non_dividing_depth_uses_floor():
         ("last", 6, 8, "smaller than the teacher"),
         ("skip", 6, 1, "at least 2"),
         ("last", 12, 0, "at least 2"),
-        ("middle", 12, 6, "unknown layer strategy"),
+        ("middle", 12, 6, "unknown layer map"),
     ],
 )
 def test_invalid_combinations_raise(strategy, n, m, message):

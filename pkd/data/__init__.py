@@ -15,7 +15,7 @@ from pathlib import Path
 from datasets import DatasetDict
 
 from .builtin import generate_builtin
-from .errors import DataFormatError
+from pkd.errors import ConfigError, DataFormatError
 from .glue_tsv import load_glue_dir, read_glue_split
 from .hub import load_hub
 from .schema import conform
@@ -35,18 +35,18 @@ def load_task(task: str | TaskInfo, source: str, *, glue_dir: str | Path | None 
     """Load ``task`` from ``source`` into the common schema."""
     info = get_task(task)
     if source not in SOURCES:
-        raise ValueError(f"unknown source {source!r}; allowed: {', '.join(SOURCES)}")
+        raise ConfigError(f"unknown source {source!r}; allowed: {', '.join(SOURCES)}")
     if info.source_kind == "builtin" and source != "builtin":
-        raise ValueError(f"task {info.name!r} is generated offline; use source 'builtin', "
+        raise ConfigError(f"task {info.name!r} is generated offline; use source 'builtin', "
                          f"not {source!r}")
     if info.source_kind == "glue" and source == "builtin":
-        raise ValueError(f"task {info.name!r} is a GLUE task; use source 'glue_dir' or 'hub' "
+        raise ConfigError(f"task {info.name!r} is a GLUE task; use source 'glue_dir' or 'hub' "
                          f"(built-in tasks: {', '.join(BUILTIN_TASKS)})")
     if source == "builtin":
         dd = generate_builtin(info, seed, builtin_train_size, builtin_dev_size)
     elif source == "glue_dir":
         if glue_dir is None:
-            raise ValueError("source 'glue_dir' needs glue_dir=<path of the GLUE download>")
+            raise ConfigError("source 'glue_dir' needs glue_dir=<path of the GLUE download>")
         dd = load_glue_dir(glue_dir, info)
     else:
         dd = load_hub(info)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 
-from .errors import DataFormatError
+from pkd.errors import DataFormatError
 from .schema import UNLABELLED, majority_rows, rows_to_dataset
 from .tasks import AX_TASK, DIAGNOSTIC_SPLIT, WNLI_SPLIT, WNLI_TASK, TaskInfo, get_task
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pkd.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class TaskInfo:
@@ -110,4 +112,4 @@ def get_task(name: str | TaskInfo) -> TaskInfo:
     try:
         return TASKS[name]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown task {name!r}; allowed: {', '.join(TASKS)}") from None
+        raise ConfigError(f"unknown task {name!r}; allowed: {', '.join(TASKS)}") from None

@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from conftest import ROOT
-from pkd.cli import run_stage
+from pkd.stage import run_stage
 
 
 def test_stale_cache_error_is_a_user_error(capsys):
@@ -36,3 +36,16 @@ def test_report_stage_imports_no_model_or_cache_code():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("bad_call", [
+    lambda: __import__("pkd.data", fromlist=["get_task"]).get_task("nope"),
+    lambda: __import__("pkd.layers", fromlist=["layer_map"]).layer_map("sideways", 12, 6),
+])
+def test_unknown_names_end_in_one_line_not_a_traceback(bad_call, capsys):
+    """An unknown task or layer map is a user error (PKDError): exit 2 and one line naming it."""
+    with pytest.raises(SystemExit) as exit_info:
+        run_stage(bad_call)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown") and err.count("\n") == 1

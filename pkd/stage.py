@@ -1,4 +1,4 @@
-"""What every stage script shares: argument parsing, validated params, clean errors.
+"""The stage runner: what every stage script shares (arguments, validated params, clean errors).
 
 A bad input ends the stage with one line on stderr naming the key, file or
 line, exit status 2 and no traceback; outputs are written atomically, so none
@@ -14,21 +14,14 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from pkd.config import ConfigError, Params, load_params
-from pkd.data.errors import DataFormatError
+from pkd.config import Params, load_params
+from pkd.errors import PKDError
 
 # This module is imported by every stage, and DVC re-runs a stage when a module
-# it imports changes (tests/test_dvc_deps.py): it imports only what all stages
-# need. Stage-specific errors are found among the modules the stage loaded.
+# it imports changes (tests/test_dvc_deps.py): it imports only what all stages need.
 PARAMS_FILE = os.environ.get("PKD_PARAMS", "params.yaml")
-USER_ERRORS = (ConfigError, DataFormatError, FileNotFoundError)
-STAGE_ERRORS = {"pkd.teacher_cache": "StaleCacheError"}
-
-
-def user_errors() -> tuple[type[BaseException], ...]:
-    """USER_ERRORS plus those of the stage-specific modules this process imported (only they can raise them)."""
-    loaded = [getattr(sys.modules[m], name) for m, name in STAGE_ERRORS.items() if m in sys.modules]
-    return (*USER_ERRORS, *loaded)
+# What a user can get wrong: the pipeline's own errors, and a missing input file.
+USER_ERRORS = (PKDError, FileNotFoundError)
 
 
 def load_checked_params(check: Callable[[Params], None] | None = None) -> Params:
@@ -85,7 +78,7 @@ def run_stage(main: Callable[[], None]) -> None:
     try:
         main()
     except Exception as err:
-        if not isinstance(err, user_errors()):
+        if not isinstance(err, USER_ERRORS):
             raise
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
