@@ -7,20 +7,62 @@ values before any heavy work starts, with one line that names the key.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pkd import strategies as registry
 from pkd.data.tasks import TASKS, get_task
 from pkd.errors import ConfigError
 
-STRATEGIES = ("ft", "kd", "pkd_skip", "pkd_last")
-# Which teacher-layer map a strategy uses for the patient loss (None: no patient loss).
-STRATEGY_LAYER_MAP = {"ft": None, "kd": None, "pkd_skip": "skip", "pkd_last": "last"}
-# Strategies that train on labels only, so never read the teacher (unless students start from it).
-LABEL_ONLY = ("ft",)
+
+# Allowed values, defined here only; the library modules import them.
+POOLINGS = ("cls", "mean")  # sentence state for the classifier and the patient loss (pkd/pooling.py)
+PRECISIONS = ("fp32", "bf16", "fp16")  # pkd/precision.py
+CACHE_DTYPES = ("float32", "float16", "bfloat16")  # teacher cache states on disk (pkd/teacher_cache.py)
+KD_REDUCTIONS = ("mean", "batchmean")  # pkd/losses.py: soft_label_loss
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """alpha: weight of the soft-label loss L_DS; beta: of the patient loss L_PT.
+    temperature: T of L_DS. teacher_layers: teacher layers (1-based) that student layers
+    1..M-1 learn from (needed when beta > 0). kd_reduction: "mean" (the authors') or
+    "batchmean". normalize_patience: L2-normalise the states before L_PT.
+
+    The default is plain fine-tuning on labels (the teacher, FT students)."""
+
+    alpha: float = 0.0
+    beta: float = 0.0
+    temperature: float = 1.0
+    teacher_layers: tuple[int, ...] | None = None
+    kd_reduction: str = "mean"
+    normalize_patience: bool = True
+
+    def __post_init__(self):
+        if not 0 <= self.alpha <= 1:
+            raise ConfigError(f"alpha: must be in [0, 1] (got {self.alpha})")
+        if self.beta < 0:
+            raise ConfigError(f"beta: must be >= 0 (got {self.beta})")
+        if self.temperature <= 0:
+            raise ConfigError(f"temperature: must be > 0 (got {self.temperature})")
+        if self.kd_reduction not in KD_REDUCTIONS:
+            raise ConfigError(f"kd_reduction: unknown '{self.kd_reduction}'; allowed: {', '.join(KD_REDUCTIONS)}")
+        if self.beta > 0 and not self.teacher_layers:
+            raise ConfigError("teacher_layers: beta > 0 needs the teacher layer map")
+
+    @property
+    def distills(self) -> bool:
+        """Whether the student learns from the teacher at all (reads its cache)."""
+        return self.alpha > 0 or self.beta > 0
+
+    @property
+    def patient_layers(self) -> list[int] | None:
+        """The teacher layers the patient loss reads; None when beta is 0."""
+        return list(self.teacher_layers) if self.beta > 0 else None
 
 
 class _Section(BaseModel):
@@ -34,7 +76,7 @@ class DataParams(_Section):
     max_seq_length: int = Field(gt=0, le=512)
     max_train_samples: int | None = Field(default=None, gt=0)
     max_eval_samples: int | None = Field(default=None, gt=0)
-    builtin_train_size: int = Field(default=3000, gt=0)
+    builtin_train_size: int = Field(default=1600, gt=0)
     builtin_dev_size: int = Field(default=1000, gt=0)
 
     @field_validator("tasks")
@@ -79,7 +121,7 @@ class TrainParams(_Section):
     learning_rate: float = Field(gt=0)
     warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
     weight_decay: float = Field(default=0.01, ge=0)
-    train_eval_samples: int = Field(default=1000, gt=0)
+    train_eval_samples: int = Field(default=300, gt=0)
     # Small tasks (MRPC, RTE) need more epochs than SST-2's 67k sentences; the paper
     # tuned per task too. {task: {epochs, learning_rate}}.
     per_task: dict[str, TaskOverride] = Field(default_factory=dict)
@@ -101,7 +143,7 @@ class TrainParams(_Section):
 
 class TeacherParams(TrainParams):
     checkpoint: str = Field(min_length=1)
-    cache_dtype: Literal["float32", "float16", "bfloat16"] = "float16"
+    cache_dtype: Literal[CACHE_DTYPES] = "float16"
     cache_batch_size: int = Field(default=64, gt=0)
 
 
@@ -109,9 +151,10 @@ def split_strategies(strategies: list[str], init: str = "pretrained") -> dict[st
     """student.finetune_strategies and student.distill_strategies for a strategy list: the
     dvc.yaml stage that trains each (finetune: labels only; distill: reads the teacher)."""
     finetuned = init == "finetuned"
+    label_only = [s for s in strategies if not registry.get_strategy(s).reads_teacher]
     return {
-        "finetune_strategies": [s for s in strategies if s in LABEL_ONLY and not finetuned],
-        "distill_strategies": [s for s in strategies if s not in LABEL_ONLY or finetuned],
+        "finetune_strategies": [s for s in strategies if s in label_only and not finetuned],
+        "distill_strategies": [s for s in strategies if s not in label_only or finetuned],
     }
 
 
@@ -128,7 +171,7 @@ class StudentParams(TrainParams):
     init: Literal["pretrained", "finetuned"] = "pretrained"
     # Pre-trained checkpoint the student's first M layers come from (null: teacher.checkpoint).
     init_checkpoint: str | None = Field(default=None, min_length=1)
-    kd_reduction: Literal["mean", "batchmean"] = "mean"
+    kd_reduction: Literal[KD_REDUCTIONS] = "mean"
     normalize_patience: bool = True
     # Per task ("mnli") or task and depth ("rte-3"); the authors chose it so (PKD.md).
     normalize_patience_overrides: dict[str, bool] = {}
@@ -162,8 +205,7 @@ class StudentParams(TrainParams):
     @classmethod
     def _known_strategies(cls, names: list[str]) -> list[str]:
         for name in names:
-            if name not in STRATEGIES:
-                raise ValueError(f"unknown strategy '{name}'; allowed: {', '.join(STRATEGIES)}")
+            registry.get_strategy(name)  # names the unknown one and the allowed ones
         return names
 
     @field_validator("seeds")
@@ -183,14 +225,14 @@ class StudentParams(TrainParams):
 
     def reads_teacher(self, strategy: str) -> bool:
         """Whether a student of `strategy` reads the fine-tuned teacher (its cache, or its weights)."""
-        return strategy not in LABEL_ONLY or self.init == "finetuned"
+        return registry.get_strategy(strategy).reads_teacher or self.init == "finetuned"
 
     @model_validator(mode="before")
     @classmethod
     def _split_by_stage(cls, raw):
         if not isinstance(raw, dict) or not isinstance(raw.get("strategies"), list):
             return raw
-        if any(s not in STRATEGIES for s in raw["strategies"]):
+        if any(s not in registry.names() for s in raw["strategies"]):
             return raw  # the field's own validator names the unknown one
         expected = split_strategies(raw["strategies"], raw.get("init", "pretrained"))
         for key, value in expected.items():
@@ -213,9 +255,9 @@ class StrategyParams(_Section):
 
 
 class TimingParams(_Section):
-    warmup: int = Field(default=3, ge=0)
-    repeats: int = Field(default=10, gt=0)
-    max_examples: int = Field(default=256, gt=0)
+    warmup: int = Field(default=1, ge=0)
+    repeats: int = Field(default=3, gt=0)
+    max_examples: int = Field(default=64, gt=0)
     threads: int | None = Field(default=None, gt=0)
 
 
@@ -233,9 +275,9 @@ class Params(_Section):
     # Command that runs the training stages: "python", or a torchrun line for DDP.
     launcher: str = Field(default="python", min_length=1)
     # Sentence state for the classifier and the patient loss: cls (paper) | mean (pkd/pooling.py).
-    pooling: Literal["cls", "mean"] = "cls"
+    pooling: Literal[POOLINGS] = "mean"
     # Training, cache pass, evaluation and timing: fp32 | bf16 | fp16 (pkd/precision.py; fp32 on a CPU).
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    precision: Literal[PRECISIONS] = "fp32"
     data: DataParams
     teacher: TeacherParams
     student: StudentParams
@@ -246,16 +288,19 @@ class Params(_Section):
     @model_validator(mode="after")
     def _strategies_consistent(self) -> "Params":
         for name in self.strategies:
-            if name not in STRATEGIES:
-                raise ValueError(f"strategies: unknown strategy '{name}'; allowed: {', '.join(STRATEGIES)}")
+            if name not in registry.names():
+                raise ValueError(f"strategies: unknown strategy '{name}'; allowed: {', '.join(registry.names())}")
         for name in self.student.strategies:
             if name not in self.strategies:
                 raise ValueError(f"strategies: missing section for '{name}' listed in student.strategies")
-        ft, kd = self.strategies.get("ft"), self.strategies.get("kd")
-        if ft is not None and (ft.alpha != 0 or ft.beta != 0):
-            raise ValueError("strategies.ft: FT trains on labels only, so alpha and beta must be 0")
-        if kd is not None and kd.beta != 0:
-            raise ValueError("strategies.kd.beta: KD has no patient loss, so beta must be 0")
+        for name, knobs in self.strategies.items():
+            strategy = registry.get_strategy(name)
+            if not strategy.reads_teacher and (knobs.alpha != 0 or knobs.beta != 0):
+                raise ValueError(f"strategies.{name}: {strategy.label} trains on labels only, so alpha and beta must be 0")
+            if not strategy.soft_labels and knobs.alpha != 0:
+                raise ValueError(f"strategies.{name}.alpha: {strategy.label} has no soft-label loss, so alpha must be 0")
+            if not strategy.patient and knobs.beta != 0:
+                raise ValueError(f"strategies.{name}.beta: {strategy.label} has no patient loss, so beta must be 0")
         if self.student.init == "finetuned" and self.student.init_checkpoint is not None:
             raise ValueError(
                 "student.init_checkpoint: must be null when student.init is finetuned "
@@ -269,6 +314,31 @@ class Params(_Section):
     def student_checkpoint(self) -> str:
         """The pre-trained checkpoint students are cut from (student.init: pretrained)."""
         return self.student.init_checkpoint or self.teacher.checkpoint
+
+    def loss_config(self, strategy: str, task: str, depth: int, teacher_depth: int) -> LossConfig:
+        """The loss a student of (strategy, task, depth) trains with: its terms, weights and layer map.
+
+        The one place that decides whether a student distils (LossConfig.distills): a
+        weight of 0 switches its term off, whatever the strategy."""
+        knobs, spec = self.strategies[strategy], registry.get_strategy(strategy)
+        layers = spec.teacher_layers(teacher_depth, depth) if knobs.beta > 0 else None
+        return LossConfig(
+            alpha=knobs.alpha,
+            beta=knobs.beta,
+            temperature=knobs.temperature,
+            teacher_layers=tuple(layers) if layers else None,
+            kd_reduction=self.student.kd_reduction,
+            normalize_patience=self.student.patience_normalized(task, depth),
+        )
+
+    def patient_layers(self, teacher_depth: int) -> list[int]:
+        """Every teacher layer that some configured student's patient loss reads (the cache stores these)."""
+        return sorted({
+            layer
+            for name in self.student.strategies if self.strategies[name].beta > 0
+            for depth in self.student.depths
+            for layer in registry.get_strategy(name).teacher_layers(teacher_depth, depth)
+        })
 
     def student_learning_rate(self, strategy: str, task: str | None = None) -> float:
         """The strategy's own rate, else the task's override, else student.learning_rate."""
@@ -330,7 +400,7 @@ def check_depths(params: Params, teacher_depth: int) -> None:
                 f"{teacher_depth}-layer teacher; allowed: 1..{teacher_depth - 1}"
             )
         for name in params.student.strategies:
-            if STRATEGY_LAYER_MAP[name] and depth < 2:
+            if registry.get_strategy(name).patient and depth < 2:
                 raise ConfigError(
                     f"student.depths: PKD strategy '{name}' needs depth >= 2 (got {depth}); "
                     f"allowed: 2..{teacher_depth - 1}"

@@ -2,7 +2,7 @@
 
 Checkpointing, resume, torchrun DDP, mixed precision, length-grouped shuffled
 batches and progress bars all come from Trainer. The teacher is never run:
-its logits and [CLS] states are read from the cache by example idx.
+its logits and layer states are read from the cache by example idx.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import torch
 from transformers import Trainer
 
+from pkd.config import LossConfig
 from pkd.losses import pkd_loss
 from pkd.models import model_pooling
 from pkd.pooling import layer_states
@@ -25,36 +26,29 @@ NON_MODEL_COLUMNS = ("idx", "length")
 class DistillationTrainer(Trainer):
     """Trains with L = (1 - alpha) CE + alpha L_DS + beta L_PT (pkd.losses.pkd_loss).
 
-    With cache=None and alpha = beta = 0 it is plain fine-tuning (the teacher
-    itself and FT students). Evaluation always scores the gold-label loss.
+    `loss` (pkd.config.LossConfig, from Params.loss_config) holds the weights and
+    the layer map. With the default LossConfig() it is plain fine-tuning (the
+    teacher itself and FT students), and needs no cache. Evaluation always scores
+    the gold-label loss.
     """
 
     def __init__(
         self,
         *args,
+        loss: LossConfig = LossConfig(),
         cache: TeacherCache | None = None,
-        alpha: float = 0.0,
-        beta: float = 0.0,
-        temperature: float = 1.0,
-        teacher_layers: list[int] | None = None,
-        kd_reduction: str = "mean",
-        normalize_patience: bool = True,
         is_regression: bool = False,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
-        if (alpha > 0 or beta > 0) and cache is None:
+        if loss.distills and cache is None:
             raise ValueError("alpha > 0 or beta > 0 needs a teacher cache")
-        if beta > 0 and not teacher_layers:
-            raise ValueError("beta > 0 needs the teacher layer map")
-        self.cache = cache
-        self.alpha, self.beta, self.temperature = alpha, beta, temperature
-        self.teacher_layers = teacher_layers if beta > 0 else None
-        if cache is not None:  # refused here, before any step, not at the first batch
-            cache.require_pooling(model_pooling(self.model))
-            cache.require_layers(self.teacher_layers)
-        self.kd_reduction = kd_reduction
-        self.normalize_patience = normalize_patience
+        self.loss_config = loss
+        self.cache = cache if loss.distills else None
+        self.teacher_layers = loss.patient_layers
+        if self.cache is not None:  # refused here, before any step, not at the first batch
+            self.cache.require_pooling(model_pooling(self.model))
+            self.cache.require_layers(self.teacher_layers)
         self.is_regression = is_regression
         # Loss terms summed on the model's device: read once per log, never per step
         # (a float() per step would wait for the GPU every step).
@@ -69,28 +63,25 @@ class DistillationTrainer(Trainer):
         distilling = model.training and self.cache is not None
         need_hidden = distilling and self.teacher_layers is not None
         outputs = model(**inputs, output_hidden_states=need_hidden)
-        logits_t = cls_t = cls_s = None
+        logits_t = states_t = states_s = None
         if distilling:
-            logits_t, cls_t = self.cache.rows(idx, self.teacher_layers)
+            logits_t, states_t = self.cache.rows(idx, self.teacher_layers)
             logits_t = logits_t.to(outputs.logits.device)
             if need_hidden:
-                cls_t = cls_t.to(outputs.logits.device)
+                states_t = states_t.to(outputs.logits.device)
                 # Student layers 1..M-1 ([CLS], or the mean with pooling=mean); layer M feeds the classifier.
                 depth = len(outputs.hidden_states) - 1
-                cls_s = layer_states(
+                states_s = layer_states(
                     outputs.hidden_states, inputs.get("attention_mask"), model_pooling(self.model), list(range(1, depth))
                 )
+        # Evaluation scores the gold labels only: the default LossConfig.
         loss, parts = pkd_loss(
             outputs.logits,
             labels,
-            alpha=self.alpha if distilling else 0.0,
-            beta=self.beta if distilling else 0.0,
-            temperature=self.temperature,
+            self.loss_config if distilling else LossConfig(),
             logits_t=logits_t,
-            cls_s=cls_s,
-            cls_t=cls_t,
-            reduction=self.kd_reduction,
-            normalize=self.normalize_patience,
+            states_s=states_s,
+            states_t=states_t,
             is_regression=self.is_regression,
         )
         if model.training:

@@ -44,3 +44,7 @@ class StudyError(PKDError, ValueError):
 
 class TrackingError(PKDError, RuntimeError):
     """A tracking failure while ``PKD_TRACKING_STRICT=1``."""
+
+
+class MetricsError(PKDError, ValueError):
+    """A metrics file is missing, unreadable or not in its schema; the message names the file."""

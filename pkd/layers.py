@@ -20,14 +20,18 @@ def layer_map(strategy: str, teacher_layers: int, student_layers: int) -> list[i
 
     Raises ConfigError for an unknown map, M < 2 or M >= N.
     """
-    n, m = teacher_layers, student_layers
     if strategy not in LAYER_MAPS:
         raise ConfigError(f"unknown layer map '{strategy}'; allowed: {', '.join(LAYER_MAPS)}")
-    if m < 2:
-        raise ConfigError(f"a PKD student needs at least 2 layers (got {m})")
-    if m >= n:
-        raise ConfigError(f"student depth {m} must be smaller than the teacher depth {n}")
-    return LAYER_MAPS[strategy](n, m)
+    check_student_depth(teacher_layers, student_layers)
+    return LAYER_MAPS[strategy](teacher_layers, student_layers)
+
+
+def check_student_depth(teacher_layers: int, student_layers: int) -> None:
+    """A patient loss needs a student of 2..N-1 layers (it pairs layers 1..M-1 below the top)."""
+    if student_layers < 2:
+        raise ConfigError(f"a PKD student needs at least 2 layers (got {student_layers})")
+    if student_layers >= teacher_layers:
+        raise ConfigError(f"student depth {student_layers} must be smaller than the teacher depth {teacher_layers}")
 
 
 def skip_layers(n: int, m: int) -> list[int]:

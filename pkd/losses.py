@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-KD_REDUCTIONS = ("mean", "batchmean")
+from pkd.config import KD_REDUCTIONS, LossConfig
+from pkd.errors import ConfigError
 
 
 def label_loss(logits_s: torch.Tensor, labels: torch.Tensor, is_regression: bool = False) -> torch.Tensor:
@@ -38,7 +39,7 @@ def soft_label_loss(
     if is_regression:
         return F.mse_loss(logits_s, logits_t.to(logits_s.dtype))
     if reduction not in KD_REDUCTIONS:
-        raise ValueError(f"unknown KD reduction '{reduction}'; allowed: {', '.join(KD_REDUCTIONS)}")
+        raise ConfigError(f"unknown KD reduction '{reduction}'; allowed: {', '.join(KD_REDUCTIONS)}")
     log_p_s = F.log_softmax(logits_s / temperature, dim=-1)
     p_t = F.softmax(logits_t.to(logits_s.dtype) / temperature, dim=-1)
     # Explicit division: PyTorch plans to change what reduction="mean" means.
@@ -46,18 +47,19 @@ def soft_label_loss(
     return F.kl_div(log_p_s, p_t, reduction="sum") / denominator * temperature**2
 
 
-def patient_loss(cls_s: torch.Tensor, cls_t: torch.Tensor, normalize: bool = True) -> torch.Tensor:
-    """L_PT: MSE between (L2-normalised) [CLS] states of matched layers.
+def patient_loss(states_s: torch.Tensor, states_t: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+    """L_PT: MSE between (L2-normalised) sentence states of matched layers.
 
-    cls_s, cls_t: [B, L, H] (L = matched layers). The mean runs over batch,
+    states_s, states_t: [B, L, H] (L = matched layers), the [CLS] state of each
+    layer, or its masked token mean with pooling=mean. The mean runs over batch,
     layers and hidden units, as the authors' F.mse_loss on the stacked tensors;
     their beta grid {10, 100, 500, 1000} is calibrated to this mean.
     """
-    cls_t = cls_t.detach().to(cls_s.dtype)
+    states_t = states_t.detach().to(states_s.dtype)
     if normalize:
-        cls_s = F.normalize(cls_s, p=2, dim=-1)
-        cls_t = F.normalize(cls_t, p=2, dim=-1)
-    return F.mse_loss(cls_s, cls_t)
+        states_s = F.normalize(states_s, p=2, dim=-1)
+        states_t = F.normalize(states_t, p=2, dim=-1)
+    return F.mse_loss(states_s, states_t)
 
 
 def _at_least_fp32(x):
@@ -68,36 +70,35 @@ def _at_least_fp32(x):
 def pkd_loss(
     logits_s: torch.Tensor,
     labels: torch.Tensor,
+    config: LossConfig,
     *,
-    alpha: float,
-    beta: float,
-    temperature: float,
     logits_t: torch.Tensor | None = None,
-    cls_s: torch.Tensor | None = None,
-    cls_t: torch.Tensor | None = None,
-    reduction: str = "mean",
-    normalize: bool = True,
+    states_s: torch.Tensor | None = None,
+    states_t: torch.Tensor | None = None,
     is_regression: bool = False,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """L = (1 - alpha) L_CE + alpha L_DS + beta L_PT; returns (loss, {"ce","ds","pt"}).
 
-    FT is alpha = beta = 0, KD is beta = 0. A term whose weight is 0 is not
-    computed (and its inputs may be None), so FT needs no teacher at all.
-    Every term is computed in at least float32, whatever the forward's precision
-    (bf16/fp16 autocast gives half-precision logits and states).
+    `config` holds the weights and settings (pkd.config.LossConfig); FT is
+    alpha = beta = 0, KD is beta = 0. A term whose weight is 0 is not computed
+    (and its inputs may be None), so FT needs no teacher at all. states_s/_t are
+    the matched layers' sentence states [B, L, H]. Every term is computed in at
+    least float32, whatever the forward's precision (bf16/fp16 autocast gives
+    half-precision logits and states).
     """
-    logits_s, logits_t, cls_s, cls_t = (_at_least_fp32(x) for x in (logits_s, logits_t, cls_s, cls_t))
+    alpha, beta = config.alpha, config.beta
+    logits_s, logits_t, states_s, states_t = (_at_least_fp32(x) for x in (logits_s, logits_t, states_s, states_t))
     zero = logits_s.new_zeros(())
     ce = label_loss(logits_s, labels, is_regression)
     ds = zero
     if alpha > 0:
         if logits_t is None:
             raise ValueError("alpha > 0 needs the teacher's logits")
-        ds = soft_label_loss(logits_s, logits_t, temperature, reduction, is_regression)
+        ds = soft_label_loss(logits_s, logits_t, config.temperature, config.kd_reduction, is_regression)
     pt = zero
     if beta > 0:
-        if cls_s is None or cls_t is None:
-            raise ValueError("beta > 0 needs student and teacher [CLS] states")
-        pt = patient_loss(cls_s, cls_t, normalize)
+        if states_s is None or states_t is None:
+            raise ValueError("beta > 0 needs student and teacher layer states")
+        pt = patient_loss(states_s, states_t, config.normalize_patience)
     loss = (1 - alpha) * ce + alpha * ds + beta * pt
     return loss, {"ce": ce.detach(), "ds": ds.detach(), "pt": pt.detach()}

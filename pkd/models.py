@@ -20,7 +20,8 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-from pkd.config import STRATEGY_LAYER_MAP, ConfigError, check_depths
+from pkd import strategies as registry
+from pkd.config import ConfigError, check_depths
 from pkd.data.tasks import TaskInfo
 from pkd.pooling import MeanBertConfig, MeanPooledBertForSequenceClassification
 
@@ -114,7 +115,7 @@ def check_student_init(params) -> None:
     hidden_t, hidden_s = checkpoint_config(teacher).hidden_size, config.hidden_size
     if hidden_t != hidden_s:
         for name in params.student.strategies:
-            if STRATEGY_LAYER_MAP[name] and params.strategy(name).beta > 0:
+            if registry.get_strategy(name).patient and params.strategy(name).beta > 0:
                 raise ConfigError(
                     f"student.strategies: '{name}' matches hidden states, but teacher.checkpoint "
                     f"'{teacher}' has hidden size {hidden_t} and {key} '{init}' has {hidden_s}; "

@@ -30,7 +30,8 @@ from transformers import (
 )
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-POOLINGS = ("cls", "mean")
+from pkd.config import POOLINGS
+from pkd.errors import ConfigError
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None, pooling: str) -> torch.Tensor:
@@ -38,7 +39,7 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None, pooling: str
     if pooling == "cls":
         return hidden[:, 0]
     if pooling != "mean":
-        raise ValueError(f"unknown pooling '{pooling}'; allowed: {', '.join(POOLINGS)}")
+        raise ConfigError(f"unknown pooling '{pooling}'; allowed: {', '.join(POOLINGS)}")
     if attention_mask is None:
         return hidden.mean(dim=1)
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)

@@ -20,14 +20,16 @@ import sys
 
 import torch
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+from pkd.config import PRECISIONS
+from pkd.errors import ConfigError
+
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def resolve_precision(requested: str, device: torch.device | str | None = None) -> str:
     """The precision a stage will run in: `requested`, or fp32 where the device lacks it (warns)."""
     if requested not in PRECISIONS:
-        raise ValueError(f"unknown precision '{requested}'; allowed: {', '.join(PRECISIONS)}")
+        raise ConfigError(f"unknown precision '{requested}'; allowed: {', '.join(PRECISIONS)}")
     if requested == "fp32":
         return requested
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -44,7 +46,7 @@ def resolve_precision(requested: str, device: torch.device | str | None = None) 
 def trainer_flags(precision: str) -> dict[str, bool]:
     """TrainingArguments keywords for a resolved precision."""
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision '{precision}'; allowed: {', '.join(PRECISIONS)}")
+        raise ConfigError(f"unknown precision '{precision}'; allowed: {', '.join(PRECISIONS)}")
     flags = {"bf16": precision == "bf16", "fp16": precision == "fp16"}
     if precision != "fp32" and not torch.cuda.is_available():
         if precision == "fp16":

@@ -12,14 +12,19 @@ import argparse
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 
+from pkd.errors import PKDError
 from pkd.io import write_json
+from pkd.records import parse_student_name, read_evaluation
+from pkd.stage import run_stage
 
-EVAL_FILE = re.compile(r"metrics/eval/(?P<task>[^/]+)/(?P<strategy>ft|kd|pkd_skip|pkd_last)-(?P<depth>\d+)(?:-s(?P<seed>\d+))?\.json$")
+EVAL_FILE = re.compile(r"metrics/eval/(?P<task>[^/]+)/(?P<model>[^/]+)\.json$")
+# An experiment still queued or running lists the baseline's metrics under its own
+# name (dvc exp show); a failed one has none of its own. Only finished ones count.
+UNFINISHED = ("queued", "running", "failed")
 KNOBS = ["temperature", "alpha", "beta", "learning_rate"]
 OUTPUT = Path("metrics/sweep_best.json")
 
@@ -30,6 +35,8 @@ def collect_experiments(exp_show: list) -> list[dict]:
 
     def visit(node):
         if isinstance(node, dict):
+            if (node.get("executor") or {}).get("state") in UNFINISHED:
+                return
             data = node.get("data")
             if isinstance(data, dict) and "params" in data and "metrics" in data:
                 params = (data.get("params") or {}).get("params.yaml", {}).get("data", {})
@@ -51,16 +58,18 @@ def candidate_rows(experiments: list[dict]) -> pd.DataFrame:
         params = exp["params"]
         for path, record in exp["metrics"].items():
             match = EVAL_FILE.search(path)
-            if not match or not record.get("splits"):
+            student = parse_student_name(match["model"]) if match else None
+            if not student or not record.get("splits"):
                 continue
-            strategy = match["strategy"]
+            record = read_evaluation(record, match[0])
+            strategy, depth, seed = student
             dev_split = next(s for s in record["splits"] if s.startswith("dev"))  # MNLI: dev_matched
             knobs = params.get("strategies", {}).get(strategy, {})
             rows.append({
                 "task": match["task"],
                 "strategy": strategy,
-                "depth": int(match["depth"]),
-                "seed": int(match["seed"]) if match["seed"] else record.get("seed"),
+                "depth": depth,
+                "seed": seed if seed is not None else record["seed"],
                 "dev_score": record["splits"][dev_split][record["main_metric"]],
                 "metric": f"{dev_split} {record['main_metric']}",
                 "temperature": knobs.get("temperature"),
@@ -77,7 +86,7 @@ def best_on_dev(experiments: list[dict]) -> pd.DataFrame:
     averaged over its seeds first (a lucky seed must not pick the setting)."""
     rows = candidate_rows(experiments)
     if rows.empty:
-        raise ValueError("no experiment has student evaluation metrics (metrics/eval/<task>/<strategy>-<depth>-s<seed>.json)")
+        raise PKDError("no experiment has student evaluation metrics (metrics/eval/<task>/<strategy>-<depth>-s<seed>.json)")
     student = ["task", "strategy", "depth"]
     # The same result appears under a baseline and its experiments; keep one copy per seed.
     rows = rows.drop_duplicates(subset=[*student, "seed", "dev_score", *KNOBS])
@@ -95,6 +104,10 @@ def best_on_dev(experiments: list[dict]) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> None:
+    run_stage(lambda: make_table(argv))
+
+
+def make_table(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--exp-show-json", type=Path, help="read this file instead of running `dvc exp show --json`")
     parser.add_argument("--output", type=Path, default=OUTPUT)
@@ -104,14 +117,9 @@ def main(argv: list[str] | None = None) -> None:
     else:
         proc = subprocess.run(["dvc", "exp", "show", "--json", "--all-commits"], capture_output=True, text=True)
         if proc.returncode != 0:
-            print(f"error: dvc exp show failed: {proc.stderr.strip()}", file=sys.stderr)
-            sys.exit(2)
+            raise PKDError(f"dvc exp show failed: {proc.stderr.strip()}")
         exp_show = json.loads(proc.stdout)
-    try:
-        table = best_on_dev(collect_experiments(exp_show))
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    table = best_on_dev(collect_experiments(exp_show))
     write_json(args.output, table.to_dict(orient="records"))
     print(table.to_markdown(index=False, floatfmt=".4g"))
     print(f"\nwritten to {args.output}")

@@ -35,14 +35,16 @@ from datasets import Dataset
 from tqdm.auto import tqdm
 from transformers import DataCollatorWithPadding, PreTrainedModel
 
+from pkd import config
+from pkd.errors import StaleCacheError
 from pkd.io import atomic_dir, read_json, write_json
 from pkd.models import MODEL_INPUTS, model_pooling
 from pkd.pooling import layer_states
 from pkd.precision import autocast
-from pkd.errors import StaleCacheError
 
 MANIFEST = "manifest.json"
-CACHE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+# params.yaml names (pkd.config.CACHE_DTYPES) -> torch dtypes.
+CACHE_DTYPES = {name: getattr(torch, name) for name in config.CACHE_DTYPES}
 # safetensors' names for the dtypes a cache file holds.
 _ST_NAMES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.int64: "I64"}
 _ST_DTYPES = {v: k for k, v in _ST_NAMES.items()}
@@ -142,16 +144,16 @@ def teacher_outputs(
     model: PreTrainedModel, dataset: Dataset, collator: DataCollatorWithPadding, batch_size: int = 64,
     layers: list[int] | None = None, precision: str = "fp32",
 ) -> dict[str, torch.Tensor]:
-    """In memory, for small data: idx [n], logits [n, C], cls [n, L, H] of `layers` (default 1..N), sorted by idx.
+    """In memory, for small data: idx [n], logits [n, C], states [n, L, H] of `layers` (default 1..N), sorted by idx.
 
-    `cls` holds the sentence state of each layer: the [CLS] state, or the
+    `states` holds the sentence state of each layer: the [CLS] state, or the
     masked mean of the token states for a model trained with `pooling: mean`.
     The pipeline streams to disk instead (`build_cache`).
     """
     layers = _all_layers(model, layers)
     parts = list(_split_batches(model, dataset, collator, batch_size, layers, precision))
     result = {"idx": torch.cat([p[0] for p in parts]), "logits": torch.cat([p[1] for p in parts]),
-              "cls": torch.cat([p[2] for p in parts])}
+              "states": torch.cat([p[2] for p in parts])}
     order_by_idx = torch.argsort(result["idx"])
     return {k: v[order_by_idx].contiguous() for k, v in result.items()}
 
@@ -171,7 +173,7 @@ class CacheFileWriter:
         n = len(self.idx)
         specs = {"idx": (torch.int64, [n]), "logits": (torch.float32, [n, num_labels])}
         if num_states:
-            specs["cls"] = (dtype, [n, num_states, hidden_size])
+            specs["states"] = (dtype, [n, num_states, hidden_size])
         header, offset, self.layout = {}, 0, {}
         for name, (dt, shape) in specs.items():
             row_bytes = math.prod(shape[1:]) * dt.itemsize
@@ -202,8 +204,8 @@ class CacheFileWriter:
         if len(self.idx) == 0 or (self.idx[pos] != idx_np).any():
             raise ValueError(f"{self.path.name}: a teacher row has an idx that the split does not have")
         self._write_rows("logits", pos, logits)
-        if "cls" in self.layout:
-            self._write_rows("cls", pos, states)
+        if "states" in self.layout:
+            self._write_rows("states", pos, states)
         self.written[pos] = True
 
     def close(self) -> dict[str, list[int]]:
@@ -268,23 +270,51 @@ def build_cache(
     return rows
 
 
+def build_teacher_cache(
+    model: PreTrainedModel,
+    task,
+    splits,
+    collator: DataCollatorWithPadding,
+    out_dir: str | Path,
+    *,
+    teacher_dir: str | Path,
+    layers: list[int],
+    dtype: str = "float16",
+    batch_size: int = 64,
+    precision: str = "fp32",
+) -> dict[str, int]:
+    """The teacher_cache stage's work: cache the train and dev splits of `task` (a TaskInfo),
+    with a manifest naming the teacher (by content hash) and the data (by fingerprint),
+    so that a student never reads a cache made from another teacher or other data.
+    Returns the rows written per split."""
+    names = ["train", *task.dev_splits]
+    manifest = {
+        "task": task.name,
+        "teacher_dir": str(teacher_dir),
+        "teacher_sha256": teacher_hash(teacher_dir),
+        "data_fingerprint": {name: dataset_fingerprint(splits[name]) for name in names},
+    }
+    return build_cache(model, {name: splits[name] for name in names}, collator, out_dir, manifest,
+                       layers=layers, dtype=dtype, batch_size=batch_size, precision=precision)
+
+
 def write_cache(
     out_dir: str | Path, splits: dict[str, dict[str, torch.Tensor]], manifest: dict, dtype: str,
     layers: list[int] | None = None,
 ) -> None:
     """Write in-memory outputs (`teacher_outputs`) in the cache format, atomically.
 
-    `layers`: the teacher layers that `cls` holds (default 1..L, all of a
+    `layers`: the teacher layers that `states` holds (default 1..L, all of a
     teacher's layers); the manifest's `layers` (teacher depth) defaults to L.
     """
     with atomic_dir(out_dir) as tmp:
         shapes, stored = {}, layers
         for split, tensors in splits.items():
-            _, num_states, hidden = tensors["cls"].shape
+            _, num_states, hidden = tensors["states"].shape
             stored = list(range(1, num_states + 1)) if layers is None else list(layers)
             writer = CacheFileWriter(tmp / f"{split}.safetensors", tensors["idx"], tensors["logits"].shape[1],
                                      hidden, num_states, CACHE_DTYPES[dtype])
-            writer.write(tensors["idx"], tensors["logits"], tensors["cls"])
+            writer.write(tensors["idx"], tensors["logits"], tensors["states"])
             shapes[split] = writer.close()
         teacher_layers = manifest.get("layers", max(stored or [0]))
         write_json(tmp / MANIFEST, _cache_manifest(manifest, teacher_layers=teacher_layers, stored_layers=stored,
@@ -363,21 +393,21 @@ def open_cache_file(path: str | Path) -> dict[str, RowFile]:
 class TeacherCache:
     """One split of cached teacher outputs, looked up by example idx.
 
-    `logits` and `cls` are tensors, or RowFiles read on demand (`load_cache`).
-    `stored_layers` names the teacher layers (1-based) that `cls` holds, in
+    `logits` and `states` are tensors, or RowFiles read on demand (`load_cache`).
+    `stored_layers` names the teacher layers (1-based) that `states` holds, in
     order; None means all of them, 1..L.
     """
 
     idx: torch.Tensor  # [n], sorted
     logits: torch.Tensor | RowFile  # [n, C]
-    cls: torch.Tensor | RowFile | None  # [n, L, H]
+    states: torch.Tensor | RowFile | None  # [n, L, H]
     manifest: dict
     stored_layers: list[int] | None = None
     source: str = field(default="teacher cache")
 
     def __post_init__(self):
         if self.stored_layers is None:
-            self.stored_layers = list(range(1, self.cls.shape[1] + 1)) if self.cls is not None else []
+            self.stored_layers = list(range(1, self.states.shape[1] + 1)) if self.states is not None else []
         self._idx = self.idx.numpy().astype(np.int64)
 
     @property
@@ -386,7 +416,7 @@ class TeacherCache:
         return int(self.manifest.get("layers", len(self.stored_layers)))
 
     def require_layers(self, layers: list[int] | None) -> list[int]:
-        """Positions of `layers` in `cls`; refuses a layer that the cache does not hold, naming it."""
+        """Positions of `layers` in `states`; refuses a layer that the cache does not hold, naming it."""
         if not layers:
             return []
         missing = [layer for layer in layers if layer not in self.stored_layers]
@@ -419,7 +449,7 @@ class TeacherCache:
         if layers is None:
             return logits, None
         columns = self.require_layers(layers)
-        return logits, self.cls[pos_t][:, columns].float()
+        return logits, self.states[pos_t][:, columns].float()
 
 
 def load_cache(
@@ -446,7 +476,7 @@ def load_cache(
         )
     tensors = open_cache_file(cache_dir / f"{split}.safetensors")
     cache = TeacherCache(
-        idx=tensors["idx"][:], logits=tensors["logits"], cls=tensors.get("cls"), manifest=manifest,
+        idx=tensors["idx"][:], logits=tensors["logits"], states=tensors.get("states"), manifest=manifest,
         stored_layers=manifest.get("stored_layers"), source=str(cache_dir),
     )
     cache.require_pooling(pooling)

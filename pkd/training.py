@@ -15,7 +15,7 @@ from datasets import Dataset
 from transformers import DataCollatorWithPadding, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from pkd.config import TrainParams
+from pkd.config import LossConfig, TrainParams
 from pkd.data.tasks import TaskInfo
 from pkd.distill import DistillationTrainer
 from pkd.io import atomic_dir, write_json
@@ -176,12 +176,15 @@ def train_model(
     history_out: Path,
     tracker=None,
     precision: str = "fp32",
-    **loss_kwargs,
+    loss: LossConfig = LossConfig(),
+    cache=None,
 ) -> list[dict]:
     """Train, resuming from `checkpoint_dir` if a previous run was killed; save atomically.
 
-    Returns the per-epoch history also written to `history_out`. `tracker`
-    (a pkd.tracking StageRun) receives each epoch's metrics at that epoch's end.
+    `loss` and `cache` (a pkd.teacher_cache.TeacherCache, needed when loss.distills)
+    go to DistillationTrainer; the default is fine-tuning on labels. Returns the
+    per-epoch history also written to `history_out`. `tracker` (a pkd.tracking
+    StageRun) receives each epoch's metrics at that epoch's end.
     """
     train = training_view(train)
     eval_sets = {"dev": training_view(dev), "train": train_eval_subset(train, params.train_eval_samples, seed)}
@@ -200,7 +203,8 @@ def train_model(
         processing_class=tokenizer,
         compute_metrics=compute_metrics,
         is_regression=task.is_regression,
-        **loss_kwargs,
+        loss=loss,
+        cache=cache,
     )
     tracking = EpochTrackingCallback(tracker, task.main_metric) if tracker is not None else None
     if tracking is not None:

@@ -14,6 +14,7 @@ from pkd.evaluate import evaluate_splits
 from pkd.io import atomic_dir, write_json
 from pkd.models import check_checkpoints, checkpoint_depth, load_classifier
 from pkd.precision import resolve_precision
+from pkd.records import evaluation_record
 from pkd.tracking import stage_run
 
 
@@ -41,19 +42,9 @@ def main() -> None:
             model = load_classifier(model_dir).to(device)
             with atomic_dir(paths.predictions(task.name, name)) as tmp:
                 results = evaluate_splits(model, AutoTokenizer.from_pretrained(str(model_dir)), splits, task, tmp, precision)
-            record = {
-                "task": task.name,
-                "model": name,
-                "role": "student" if strategy else "teacher",
-                "strategy": strategy,
-                "seed": seed,
-                "depth": model.config.num_hidden_layers,
-                "teacher_depth": teacher_depth,
-                "precision": precision,
-                "main_metric": task.main_metric,
-                "metric_names": list(task.metric_names),
-                "splits": results,
-            }
+            record = evaluation_record(task=task, model=name, strategy=strategy, seed=seed,
+                                       depth=model.config.num_hidden_layers, teacher_depth=teacher_depth,
+                                       precision=precision, splits=results)
             write_json(paths.evaluation(task.name, name), record)
             run.log_metrics({f"{split}_{k}": v for split, m in results.items() for k, v in m.items()})
             run.log_artifact(paths.evaluation(task.name, name))

@@ -6,7 +6,7 @@ from transformers import DataCollatorWithPadding
 
 import pkd.distill as distill_module
 import pkd.training as training_module
-from pkd.config import TrainParams
+from pkd.config import LossConfig, TrainParams
 from pkd.distill import DistillationTrainer
 from pkd.data import get_task
 from pkd.io import read_json
@@ -23,6 +23,7 @@ STRATEGIES = {
     "pkd_skip": dict(alpha=0.7, beta=100.0, temperature=10.0),
     "pkd_last": dict(alpha=0.7, beta=100.0, temperature=10.0),
 }
+PKD = LossConfig(alpha=0.7, beta=100.0, temperature=10.0, teacher_layers=(2,))
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +77,7 @@ def test_each_strategy_trains_with_its_loss_terms(strategy, trained_teacher, tin
         build_student(str(tiny_bert), 2, TASK), load_tokenizer(str(tiny_bert)), task=TASK,
         train=tiny_splits["train"], dev=tiny_splits["dev"], params=PARAMS, learning_rate=1e-3, seed=0,
         checkpoint_dir=root / f"ckpt-{strategy}", model_out=root / strategy, history_out=root / f"{strategy}.json",
-        cache=cache, teacher_layers=layers, **weights,
+        cache=cache, loss=LossConfig(**weights, teacher_layers=tuple(layers) if layers else None),
     )
     assert len(history) == 2
     last = history[-1]
@@ -100,7 +101,7 @@ def test_distillation_trainer_refuses_alpha_without_cache(tiny_bert, tiny_splits
             build_student(str(tiny_bert), 2, TASK), load_tokenizer(str(tiny_bert)), task=TASK,
             train=tiny_splits["train"], dev=tiny_splits["dev"], params=PARAMS, learning_rate=1e-3, seed=0,
             checkpoint_dir=tmp_path / "c", model_out=tmp_path / "m", history_out=tmp_path / "h.json",
-            alpha=0.5, temperature=5.0,
+            loss=LossConfig(alpha=0.5, temperature=5.0),
         )
 
 
@@ -144,8 +145,8 @@ def test_patient_loss_reads_student_layers_1_to_m_minus_1(tiny_bert, tmp_path, p
     trainer = DistillationTrainer(
         model=student.train(),
         args=TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True),
-        cache=OwnLayersCache(), alpha=0.5, beta=1.0, temperature=2.0,
-        teacher_layers=[2, 4], normalize_patience=False,
+        cache=OwnLayersCache(),
+        loss=LossConfig(alpha=0.5, beta=1.0, temperature=2.0, teacher_layers=(2, 4), normalize_patience=False),
     )
     inputs = {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([1, 0]), "idx": torch.tensor([0, 1])}
     with torch.no_grad():
@@ -196,8 +197,8 @@ def test_loss_terms_accumulate_on_device_without_a_host_read_per_step(trained_te
     collator = DataCollatorWithPadding(tokenizer)
     trainer = DistillationTrainer(
         model=model, args=training_arguments(PARAMS, output_dir=tmp_path, seed=0, learning_rate=1e-3),
-        data_collator=collator, eval_dataset=training_view(tiny_splits["dev"]), cache=cache, alpha=0.7, beta=100.0,
-        temperature=1.0, teacher_layers=[2],  # T = 1: a KL large enough for float32 to resolve
+        data_collator=collator, eval_dataset=training_view(tiny_splits["dev"]), cache=cache,
+        loss=LossConfig(alpha=0.7, beta=100.0, temperature=1.0, teacher_layers=(2,)),  # T = 1: a KL large enough for float32 to resolve
     )
     train = training_view(tiny_splits["train"])
     batches = [collator([train[i] for i in range(start, start + 16)]) for start in range(0, len(train), 16)]
@@ -233,7 +234,7 @@ def test_loss_terms_accumulate_on_device_without_a_host_read_per_step(trained_te
             log_p_s = torch.log_softmax(out.logits.double() / t, -1)
             kl = (p_t * (p_t.log() - log_p_s)).sum() / out.logits.numel() * t * t
             s = torch.nn.functional.normalize(out.hidden_states[1][:, 0], dim=-1)
-            te = torch.nn.functional.normalize(stored["cls"][rows, 1].float(), dim=-1)  # teacher layer 2
+            te = torch.nn.functional.normalize(stored["states"][rows, 1].float(), dim=-1)  # teacher layer 2
             expected["ce"].append(torch.nn.functional.cross_entropy(out.logits, batch["labels"]).item())
             expected["ds"].append(kl.item())
             expected["pt"].append(((s - te) ** 2).mean().item())
@@ -250,9 +251,9 @@ def test_bf16_reaches_trainer_and_losses_stay_float32(trained_teacher, tiny_bert
     seen = []
     real_loss = distill_module.pkd_loss
 
-    def recording_loss(logits_s, labels, **kwargs):
-        loss, parts = real_loss(logits_s, labels, **kwargs)
-        cls_s = kwargs["cls_s"]
+    def recording_loss(logits_s, labels, config, **kwargs):
+        loss, parts = real_loss(logits_s, labels, config, **kwargs)
+        cls_s = kwargs["states_s"]
         seen.append((logits_s.dtype, None if cls_s is None else cls_s.dtype, loss.dtype, {p.dtype for p in parts.values()}))
         return loss, parts
 
@@ -268,7 +269,7 @@ def test_bf16_reaches_trainer_and_losses_stay_float32(trained_teacher, tiny_bert
         dev=tiny_splits["dev"].select(range(16)), params=PARAMS.model_copy(update={"epochs": 1, "train_eval_samples": 16}),
         learning_rate=1e-3, seed=0,
         checkpoint_dir=root / "ckpt-bf16", model_out=root / "bf16", history_out=root / "bf16.json",
-        cache=cache, teacher_layers=[2], alpha=0.7, beta=100.0, temperature=10.0, precision="bf16",
+        cache=cache, loss=PKD, precision="bf16",
     )
     assert args[0].bf16 and not args[0].fp16
     assert inside and set(inside) == {torch.bfloat16}
@@ -292,8 +293,7 @@ def test_float16_cache_trains_the_same_student_as_float32(trained_teacher, tiny_
             build_student(str(tiny_bert), 2, TASK, seed=0), load_tokenizer(str(tiny_bert)), task=TASK,
             train=tiny_splits["train"], dev=tiny_splits["dev"], params=PARAMS, learning_rate=1e-3, seed=0,
             checkpoint_dir=tmp_path / f"ckpt-{dtype}", model_out=tmp_path / f"m-{dtype}",
-            history_out=tmp_path / f"{dtype}.json", cache=cache, teacher_layers=[2],
-            alpha=0.7, beta=100.0, temperature=10.0,
+            history_out=tmp_path / f"{dtype}.json", cache=cache, loss=PKD,
         )
     keys = ("loss_ce", "loss_ds", "loss_pt", "dev_accuracy")
     for dtype, history in histories.items():

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from pkd.losses import label_loss, patient_loss, pkd_loss, soft_label_loss
+from pkd.config import LossConfig
 
 rng = np.random.default_rng(0)
 B, C, L, H = 5, 3, 4, 8
@@ -80,8 +81,8 @@ def test_pkd_loss_combines_terms_with_alpha_and_beta():
     nt = CLS_T / np.linalg.norm(CLS_T, axis=-1, keepdims=True)
     pt = ((ns - nt) ** 2).mean()
     loss, parts = pkd_loss(
-        t(LOGITS_S), torch.tensor(LABELS), alpha=alpha, beta=beta, temperature=T,
-        logits_t=t(LOGITS_T), cls_s=t(CLS_S), cls_t=t(CLS_T),
+        t(LOGITS_S), torch.tensor(LABELS), LossConfig(alpha=alpha, beta=beta, temperature=T, teacher_layers=(1,)),
+        logits_t=t(LOGITS_T), states_s=t(CLS_S), states_t=t(CLS_T),
     )
     assert loss.item() == pytest.approx((1 - alpha) * ce + alpha * ds + beta * pt, rel=1e-10)
     assert parts["ce"].item() == pytest.approx(ce)
@@ -90,24 +91,25 @@ def test_pkd_loss_combines_terms_with_alpha_and_beta():
 
 
 def test_ft_needs_no_teacher_and_equals_cross_entropy():
-    loss, parts = pkd_loss(t(LOGITS_S), torch.tensor(LABELS), alpha=0.0, beta=0.0, temperature=1.0)
+    loss, parts = pkd_loss(t(LOGITS_S), torch.tensor(LABELS), LossConfig())
     assert loss.item() == pytest.approx(label_loss(t(LOGITS_S), torch.tensor(LABELS)).item())
     assert parts["ds"].item() == 0 and parts["pt"].item() == 0
 
 
 def test_missing_teacher_inputs_raise():
     with pytest.raises(ValueError, match="teacher's logits"):
-        pkd_loss(t(LOGITS_S), torch.tensor(LABELS), alpha=0.5, beta=0.0, temperature=5.0)
-    with pytest.raises(ValueError, match="CLS"):
-        pkd_loss(t(LOGITS_S), torch.tensor(LABELS), alpha=0.5, beta=10.0, temperature=5.0, logits_t=t(LOGITS_T))
+        pkd_loss(t(LOGITS_S), torch.tensor(LABELS), LossConfig(alpha=0.5, temperature=5.0))
+    with pytest.raises(ValueError, match="layer states"):
+        pkd_loss(t(LOGITS_S), torch.tensor(LABELS), LossConfig(alpha=0.5, beta=10.0, temperature=5.0, teacher_layers=(1,)),
+                 logits_t=t(LOGITS_T))
 
 
 def test_gradients_reach_the_student_only():
     logits_s, logits_t = t(LOGITS_S, grad=True), t(LOGITS_T, grad=True)
     cls_s, cls_t = t(CLS_S, grad=True), t(CLS_T, grad=True)
     loss, _ = pkd_loss(
-        logits_s, torch.tensor(LABELS), alpha=0.5, beta=10.0, temperature=5.0,
-        logits_t=logits_t, cls_s=cls_s, cls_t=cls_t,
+        logits_s, torch.tensor(LABELS), LossConfig(alpha=0.5, beta=10.0, temperature=5.0, teacher_layers=(1,)),
+        logits_t=logits_t, states_s=cls_s, states_t=cls_t,
     )
     loss.backward()
     assert logits_s.grad is not None and logits_s.grad.abs().sum() > 0

@@ -1,10 +1,21 @@
 import json
 
+from pathlib import Path
+
+import pytest
+
+from pkd.records import parse_student_name
 from pkd.sweep import best_on_dev, collect_experiments, main
 
 
-def eval_record(score, task="builtin_pair", split="dev"):
-    return {"data": {"main_metric": "accuracy", "splits": {split: {"accuracy": score, "n": 100}}, "task": task}}
+def eval_file(path, score, split="dev"):
+    """{path: dvc's wrapper of the evaluation record that the evaluate stage writes there}."""
+    task, model = Path(path).parent.name, Path(path).stem
+    strategy, depth, seed = parse_student_name(model) or (None, 6, 42)
+    record = {"task": task, "model": model, "role": "student" if strategy else "teacher", "strategy": strategy,
+              "seed": seed, "depth": depth, "teacher_depth": 6, "precision": "fp32", "main_metric": "accuracy",
+              "metric_names": ["accuracy"], "splits": {split: {"accuracy": score, "n": 100}}}
+    return {path: {"data": record}}
 
 
 def revision(rev, name, kd_alpha, skip_beta, scores):
@@ -21,9 +32,9 @@ def revision(rev, name, kd_alpha, skip_beta, scores):
                 },
             }}},
             "metrics": {
-                "metrics/eval/builtin_pair/kd-3.json": eval_record(scores[0]),
-                "metrics/eval/builtin_pair/pkd_skip-3.json": eval_record(scores[1]),
-                "metrics/eval/builtin_pair/teacher.json": eval_record(0.99),
+                **eval_file("metrics/eval/builtin_pair/kd-3.json", scores[0]),
+                **eval_file("metrics/eval/builtin_pair/pkd_skip-3.json", scores[1]),
+                **eval_file("metrics/eval/builtin_pair/teacher.json", 0.99),
                 "metrics/timing.json": {"data": {"models": []}},
             },
         },
@@ -63,7 +74,7 @@ def test_best_on_dev_picks_the_winning_hyper_parameters():
 
 def test_mnli_uses_dev_matched(tmp_path):
     exp = revision("r", "x", 0.7, 10.0, (0.5, 0.5))
-    exp["data"]["metrics"] = {"metrics/eval/mnli/kd-6.json": eval_record(0.81, "mnli", "dev_matched")}
+    exp["data"]["metrics"] = eval_file("metrics/eval/mnli/kd-6.json", 0.81, "dev_matched")
     table = best_on_dev(collect_experiments([exp]))
     assert table.loc[0, "metric"] == "dev_matched accuracy" and table.loc[0, "dev_score"] == 0.81
 
@@ -79,8 +90,8 @@ def test_command_writes_json_and_prints_markdown(tmp_path, capsys):
 
 
 def seeded_revision(rev, beta, scores_by_seed):
-    metrics = {f"metrics/eval/mrpc/pkd_skip-3-s{seed}.json": eval_record(score, task="mrpc")
-               for seed, score in scores_by_seed.items()}
+    metrics = {path: record for seed, score in scores_by_seed.items()
+               for path, record in eval_file(f"metrics/eval/mrpc/pkd_skip-3-s{seed}.json", score).items()}
     return {"rev": rev, "name": rev, "data": {"rev": rev, "metrics": metrics, "params": {"params.yaml": {"data": {
         "student": {"learning_rate": 1e-4},
         "strategies": {"pkd_skip": {"alpha": 0.7, "beta": beta, "temperature": 10.0, "learning_rate": None}},
@@ -95,3 +106,25 @@ def test_seeds_are_averaged_before_the_best_setting_is_picked():
     assert row["beta"] == 100.0 and row["experiment"] == "exp-steady"
     assert row["seeds"] == 3 and abs(row["dev_score"] - 0.84) < 1e-12
     assert abs(row["dev_std"] - 0.01) < 1e-12 and row["candidates"] == 2
+
+
+def test_queued_running_and_failed_experiments_are_left_out():
+    """dvc exp show lists a queued or running experiment with the baseline's metrics under
+    its own name: counted, it would be a candidate that never ran."""
+    running = {"name": "exp-run", "executor": {"state": "running", "name": "dvc-task"},
+               "revs": [revision("e3", "exp-run", 0.9, 1000.0, (0.99, 0.99))]}
+    queued = {"name": "exp-q", "executor": {"state": "queued", "name": "dvc-task"},
+              "revs": [revision("e4", "exp-q", 0.3, 20.0, (0.98, 0.98))]}
+    done = {"name": "exp-a", "executor": {"state": "success", "name": None},
+            "revs": [revision("e1", "exp-a", 0.2, 10.0, (0.85, 0.81))]}
+    exp_show = [{**revision("abc123", "main", 0.7, 100.0, (0.80, 0.82)), "experiments": [running, queued, done]}]
+    assert [e["name"] for e in collect_experiments(exp_show)] == ["main", "exp-a"]
+
+
+def test_a_record_out_of_schema_is_refused_naming_its_file():
+    exp = revision("r", "x", 0.7, 10.0, (0.5, 0.5))
+    bad = eval_file("metrics/eval/mrpc/kd-3-s1.json", 0.7)
+    del bad["metrics/eval/mrpc/kd-3-s1.json"]["data"]["metric_names"]
+    exp["data"]["metrics"] = bad
+    with pytest.raises(ValueError, match=r"metrics/eval/mrpc/kd-3-s1.json: missing key\(s\) \['metric_names'\]"):
+        best_on_dev(collect_experiments([exp]))

@@ -38,7 +38,7 @@ def test_outputs_sorted_by_idx_and_equal_to_one_example_at_a_time(saved_teacher,
     model, out = run_teacher(saved_teacher, train)
     assert out["idx"].tolist() == sorted(train["idx"])
     assert out["logits"].shape == (len(train), 2)
-    assert out["cls"].shape == (len(train), 4, 32)  # every layer 1..N
+    assert out["states"].shape == (len(train), 4, 32)  # every layer 1..N
     # Length-sorted padded batches give the same rows as unpadded single examples.
     for i in (0, 17, len(train) - 1):
         row = train[i]
@@ -49,7 +49,7 @@ def test_outputs_sorted_by_idx_and_equal_to_one_example_at_a_time(saved_teacher,
             )
         pos = out["idx"].tolist().index(row["idx"])
         torch.testing.assert_close(out["logits"][pos], single.logits[0], atol=1e-5, rtol=1e-4)
-        torch.testing.assert_close(out["cls"][pos, 2], single.hidden_states[3][0, 0], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(out["states"][pos, 2], single.hidden_states[3][0, 0], atol=1e-5, rtol=1e-4)
 
 
 def test_rows_follow_idx_under_any_order():
@@ -57,7 +57,7 @@ def test_rows_follow_idx_under_any_order():
     cache = TeacherCache(
         idx=torch.arange(n) * 3,  # sparse, sorted ids
         logits=torch.arange(n, dtype=torch.float).unsqueeze(1).repeat(1, 2),
-        cls=torch.arange(n, dtype=torch.float).view(n, 1, 1).repeat(1, 4, 8) + torch.arange(1, 5).view(1, 4, 1),
+        states=torch.arange(n, dtype=torch.float).view(n, 1, 1).repeat(1, 4, 8) + torch.arange(1, 5).view(1, 4, 1),
         manifest={},
     )
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(1))[:16]
@@ -76,7 +76,7 @@ def test_write_load_roundtrip_and_stale_cache_refused(saved_teacher, tiny_splits
     write_cache(tmp_path / "cache", {"train": out}, manifest, "float32")
     cache = load_cache(tmp_path / "cache", "train", dataset=train, teacher_dir=saved_teacher)
     assert torch.equal(cache.logits[:], out["logits"]) and cache.num_layers == 4
-    assert cache.manifest["shapes"]["train"]["cls"] == [len(train), 4, 32]
+    assert cache.manifest["shapes"]["train"]["states"] == [len(train), 4, 32]
     # Other data: one token changed.
     changed = train.map(lambda r, i: {"input_ids": [r["input_ids"][0] + (i == 5)] + r["input_ids"][1:]}, with_indices=True)
     with pytest.raises(StaleCacheError, match="other data"):
@@ -99,7 +99,7 @@ def test_float16_cache_halves_cls_storage(saved_teacher, tiny_splits, tmp_path):
     write_cache(tmp_path / "c32", {"dev": out}, {}, "float32")
     size = lambda p: (p / "dev.safetensors").stat().st_size  # noqa: E731
     assert size(tmp_path / "c16") < 0.6 * size(tmp_path / "c32")
-    assert np.isfinite(out["cls"].numpy()).all()
+    assert np.isfinite(out["states"].numpy()).all()
 
 
 class RecordingBar:
@@ -172,11 +172,11 @@ def test_build_cache_stores_only_the_union_layers_streamed_batch_by_batch(saved_
     _, full = run_teacher(saved_teacher, train)
     assert stored["idx"].tolist() == full["idx"].tolist()
     torch.testing.assert_close(stored["logits"], full["logits"], atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(stored["cls"], full["cls"][:, [1, 2]], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(stored["states"], full["states"][:, [1, 2]], atol=1e-5, rtol=1e-4)
     cache = load_cache(tmp_path / "cache", "train", dataset=train, teacher_dir=saved_teacher, pooling="cls")
     pick = full["idx"][[40, 3, 77]]
     logits, cls = cache.rows(pick, layers=[3])
-    torch.testing.assert_close(cls[:, 0], full["cls"][[40, 3, 77], 2], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(cls[:, 0], full["states"][[40, 3, 77], 2], atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(logits, full["logits"][[40, 3, 77]], atol=1e-5, rtol=1e-4)
     with pytest.raises(StaleCacheError, match=r"teacher layer\(s\) 1, 4 .* re-run the teacher_cache stage"):
         cache.rows(pick, layers=[1, 2, 4])

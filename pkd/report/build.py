@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from pkd import strategies as registry
 from pkd.report import figures, paper, stats, tables
 from pkd.report.load import Metrics, load_metrics
 from pkd.report.render import Block, Bullets, Heading, Image, Para, Table, to_html, to_markdown
@@ -101,7 +102,7 @@ def _speedup_points(m: Metrics, summ: pd.DataFrame, columns: list[tables.Column]
 
     for group, r in averages.iterrows():
         teacher = r["role"] == "teacher"
-        method = "Teacher" if teacher else tables.METHOD_LABELS[r["strategy"]]
+        method = "Teacher" if teacher else registry.label(r["strategy"])
         key = "teacher" if teacher else int(r["depth"])
         add(f"{method} {r['depth']}L", None if teacher else r["strategy"], "pytorch",
             speed.get(("pytorch", key)), r["main"])
@@ -122,7 +123,7 @@ def _speedup_points(m: Metrics, summ: pd.DataFrame, columns: list[tables.Column]
                     per_model.append(sum(mains[t] for t in tasks) / len(tasks))
             if not per_model:
                 continue  # an average over a subset of tasks would not be comparable
-            add(f"{tables.METHOD_LABELS[strategy]} {depth}L", strategy, variant,
+            add(f"{registry.label(strategy)} {depth}L", strategy, variant,
                 speed.get((variant, int(depth))), sum(per_model) / len(per_model), reference)
     rows += paper_points()
     return pd.DataFrame.from_records(rows, columns=["label", "strategy", "runtime", "speedup", "score"])

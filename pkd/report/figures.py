@@ -15,16 +15,18 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from pkd.report.tables import METHOD_LABELS, Column
+from pkd import strategies as registry
+from pkd.report.tables import Column
 
-# One colour and marker per method, the same in every figure.
-STYLE = {
-    "ft": ("tab:gray", "s"),
-    "kd": ("tab:blue", "o"),
-    "pkd_skip": ("tab:red", "^"),
-    "pkd_last": ("tab:orange", "v"),
-    None: ("black", "*"),  # teacher
-}
+TEACHER_STYLE = ("black", "*")
+
+
+def style(strategy: str | None) -> tuple[str, str]:
+    """(colour, marker) of a method, the same in every figure: the registry's, black star for the teacher."""
+    if strategy is None:
+        return TEACHER_STYLE
+    spec = registry.get_strategy(strategy) if strategy in registry.names() else registry.Strategy(strategy, strategy)
+    return spec.color, spec.marker
 
 
 def _png(fig: Figure) -> bytes:
@@ -60,10 +62,10 @@ def metric_vs_depth(sc: pd.DataFrame, columns: Sequence[Column], metric_label: s
     depths = sorted(students["depth"].unique())
     for ax, col in zip(axes, columns):
         here = sc[sc["column"] == col.label]
-        for strategy, label in METHOD_LABELS.items():
+        for strategy, label in ((s, registry.label(s)) for s in registry.names()):
             pts = here[here["strategy"] == strategy].dropna(subset=["main"]).sort_values("depth")
             if not pts.empty:
-                color, marker = STYLE[strategy]
+                color, marker = style(strategy)
                 ax.plot(pts["depth"], 100 * pts["main"], color=color, marker=marker, label=label)
         teacher = here[here["role"] == "teacher"].dropna(subset=["main"])
         if not teacher.empty:
@@ -123,7 +125,7 @@ def train_vs_dev(histories: pd.DataFrame, tasks: Sequence[str], depths: Sequence
                 keys = _curve_keys(run)
                 if keys is None:
                     continue
-                color, _ = STYLE[strategy]
+                color, _ = style(strategy)
                 ax.plot(run["epoch"], 100 * run[keys[0]], color=color, linestyle="-")
                 if keys[1]:
                     ax.plot(run["epoch"], 100 * run[keys[1]], color=color, linestyle="--")
@@ -133,7 +135,7 @@ def train_vs_dev(histories: pd.DataFrame, tasks: Sequence[str], depths: Sequence
             ax.set_xlabel("epoch")
             ax.xaxis.get_major_locator().set_params(integer=True)
             ax.grid(alpha=0.3)
-    handles = [Line2D([], [], color=STYLE[s][0], label=METHOD_LABELS[s]) for s in methods]
+    handles = [Line2D([], [], color=style(s)[0], label=registry.label(s)) for s in methods]
     handles += [Line2D([], [], color="black", linestyle="-", label="train"),
                 Line2D([], [], color="black", linestyle="--", label="dev")]
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
@@ -162,15 +164,15 @@ def accuracy_vs_speedup(points: pd.DataFrame, metric_label: str) -> bytes:
         return _empty("No model has both a timing result (timing.json) and scores on every task.")
     fig = Figure(figsize=(7, 4.8), layout="constrained")
     ax = fig.subplots()
-    order = [None, *METHOD_LABELS]
+    order = [None, *registry.names()]
     for runtime, (marker_override, hollow) in RUNTIME_STYLE.items():
         here = ours[ours["runtime"] == runtime]
         for key in order + sorted(set(here["strategy"].dropna()) - set(order)):
             grp = here[here["strategy"].isna()] if key is None else here[here["strategy"] == key]
             if grp.empty:
                 continue
-            color, marker = STYLE.get(key, ("tab:green", "D"))
-            label = ("Teacher" if key is None else METHOD_LABELS.get(key, key)) if runtime == "pytorch" else None
+            color, marker = style(key)
+            label = ("Teacher" if key is None else registry.label(key)) if runtime == "pytorch" else None
             ax.scatter(grp["speedup"], grp["score"], marker=marker_override or marker, s=60, zorder=3,
                        facecolors="none" if hollow else color, edgecolors=color, label=label)
     paper = pts[pts["runtime"] == "paper"]

@@ -7,17 +7,14 @@ lays them out as DataFrames, remembering which file each row came from.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-STRATEGIES = ("ft", "kd", "pkd_skip", "pkd_last")
-# pkd.paths.student_name: "<strategy>-<depth>-s<seed>"; files from before seeds lack "-s<seed>".
-STUDENT_NAME = re.compile(rf"(?P<strategy>{'|'.join(STRATEGIES)})-(?P<depth>\d+)(?:-s(?P<seed>\d+))?")
-_EVAL_KEYS = ("task", "model", "role", "depth", "main_metric", "metric_names", "splits")
+from pkd.errors import MetricsError
+from pkd.records import parse_student_name, read_evaluation
 
 
 @dataclass
@@ -50,7 +47,7 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"cannot read metrics file {path}: {exc}") from exc
+        raise MetricsError(f"cannot read metrics file {path}: {exc}") from exc
 
 
 def _eval_rows(path: Path, source: str) -> list[dict[str, Any]]:
@@ -62,39 +59,10 @@ def eval_rows(data: Any, path: Path, source: str) -> list[dict[str, Any]]:
 
     Also used on records that `dvc exp show --json` returns for an experiment's files.
     """
-    path = Path(path)
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object")
-    missing = [k for k in _EVAL_KEYS if k not in data]
-    if missing:
-        raise ValueError(f"{path}: missing key(s) {missing}")
-    # The path is how the pipeline names a result; a file whose content disagrees
-    # was copied or written to the wrong place, and its numbers would be mislabelled.
-    if data["task"] != path.parent.name or data["model"] != path.stem:
-        raise ValueError(
-            f"{path}: content says task={data['task']!r}, model={data['model']!r}, "
-            f"but the path says task={path.parent.name!r}, model={path.stem!r}"
-        )
-    strategy = data.get("strategy")
-    if data["role"] == "teacher":
-        strategy = None
-    elif strategy not in STRATEGIES:
-        raise ValueError(f"{path}: unknown strategy {strategy!r}; expected one of {STRATEGIES}")
-    if not isinstance(data["splits"], dict) or not data["splits"]:
-        raise ValueError(f"{path}: 'splits' must be a non-empty object")
-    base = {
-        "task": data["task"],
-        "model": data["model"],
-        "role": data["role"],
-        "strategy": strategy,
-        "seed": data.get("seed"),
-        "depth": int(data["depth"]),
-        "teacher_depth": data.get("teacher_depth", data["depth"] if strategy is None else None),
-        "main_metric": data["main_metric"],
-        "metric_names": tuple(data["metric_names"]),
-        "seed": data.get("seed"),  # present once students have a seed axis
-        "source": source,
-    }
+    data = read_evaluation(data, path)
+    base = {key: data[key] for key in ("task", "model", "role", "strategy", "seed", "depth", "teacher_depth",
+                                       "main_metric")}
+    base.update(metric_names=tuple(data["metric_names"]), source=source)
     rows = []
     for split, values in data["splits"].items():
         for metric, value in values.items():
@@ -109,12 +77,11 @@ def eval_rows(data: Any, path: Path, source: str) -> list[dict[str, Any]]:
 def _history_rows(path: Path, source: str) -> list[dict[str, Any]]:
     data = _read_json(path)
     if not isinstance(data, list) or not all(isinstance(r, dict) and "epoch" in r for r in data):
-        raise ValueError(f"{path}: expected a JSON list of per-epoch records with 'epoch'")
+        raise MetricsError(f"{path}: expected a JSON list of per-epoch records with 'epoch'")
     model = path.stem
-    match = STUDENT_NAME.fullmatch(model)
-    strategy, depth, seed = (match["strategy"], int(match["depth"]), match["seed"]) if match else (None, None, None)
+    strategy, depth, seed = parse_student_name(model) or (None, None, None)
     base = {"task": path.parent.name, "model": model, "strategy": strategy,
-            "depth": depth, "seed": None if seed is None else int(seed), "source": source}
+            "depth": depth, "seed": seed, "source": source}
     return [{**base, **record} for record in data]
 
 
@@ -124,12 +91,12 @@ EXPORT_VARIANTS = ("pytorch_fp32", "onnx_fp32", "onnx_int8")
 def _export_rows(path: Path, source: str) -> list[dict[str, Any]]:
     data = _read_json(path)
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object")
+        raise MetricsError(f"{path}: expected a JSON object")
     if not data.get("enabled", True):
         return []  # export.enabled was off: the stage only recorded that
     missing = [k for k in ("task", "model", "strategy", "depth", "main_metric", *EXPORT_VARIANTS) if k not in data]
     if missing:
-        raise ValueError(f"{path}: missing key(s) {missing}")
+        raise MetricsError(f"{path}: missing key(s) {missing}")
     rows = []
     for variant in EXPORT_VARIANTS:
         values = data[variant]
@@ -142,13 +109,13 @@ def _export_rows(path: Path, source: str) -> list[dict[str, Any]]:
 
 
 def load_metrics(metrics_dir: Path) -> Metrics:
-    """Read every metrics file under metrics_dir. Raises ValueError if there are no
+    """Read every metrics file under metrics_dir. Raises MetricsError if there are no
     eval files, naming the directory searched."""
     metrics_dir = Path(metrics_dir)
     eval_dir = metrics_dir / "eval"
     eval_files = sorted(eval_dir.glob("*/*.json"))
     if not eval_files:
-        raise ValueError(
+        raise MetricsError(
             f"no evaluation metrics found: expected files {eval_dir}/<task>/<model>.json "
             f"(run the evaluate stage first)"
         )
@@ -170,7 +137,7 @@ def load_metrics(metrics_dir: Path) -> Metrics:
     if timing_path.exists():
         timing = _read_json(timing_path)
         if not isinstance(timing, dict) or not isinstance(timing.get("models"), list):
-            raise ValueError(f"{timing_path}: expected an object with a 'models' list")
+            raise MetricsError(f"{timing_path}: expected an object with a 'models' list")
         rel(timing_path)
 
     sweep = None
@@ -178,7 +145,7 @@ def load_metrics(metrics_dir: Path) -> Metrics:
     if sweep_path.exists():
         records = _read_json(sweep_path)
         if not isinstance(records, list):
-            raise ValueError(f"{sweep_path}: expected a JSON list of records")
+            raise MetricsError(f"{sweep_path}: expected a JSON list of records")
         sweep = pd.DataFrame.from_records(records)
         rel(sweep_path)
 

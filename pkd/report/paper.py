@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pkd.report.tables import AVERAGE, METHOD_LABELS, MISSING, Column
+from pkd import strategies as registry
+from pkd.report.tables import AVERAGE, MISSING, Column
 
 AUTHORS_TEACHER_DEPTH = 12
 # (strategy or None for the teacher, depth) -> {column label: dev accuracy %}
@@ -38,7 +39,7 @@ def authors_table(columns: list[Column]) -> pd.DataFrame:
     teacher = AUTHORS_DEV[(None, AUTHORS_TEACHER_DEPTH)]
     records = []
     for (strategy, depth), scores in AUTHORS_DEV.items():
-        rec = {"Model": "Teacher" if strategy is None else METHOD_LABELS[strategy],
+        rec = {"Model": "Teacher" if strategy is None else registry.label(strategy),
                "Layers": str(depth)}
         for label in labels:
             value = scores[label]
@@ -60,7 +61,7 @@ def retention_table(summ: pd.DataFrame, columns: list[Column], teacher_depth: in
         ratio = teacher_depth / s["depth"] if teacher_depth else None
         authors_depth = AUTHORS_TEACHER_DEPTH / ratio if ratio else None
         theirs = AUTHORS_DEV.get((s["strategy"], authors_depth)) if authors_depth else None
-        rec = {"Model": METHOD_LABELS[s["strategy"]], "Layers": str(s["depth"]),
+        rec = {"Model": registry.label(s["strategy"]), "Layers": str(s["depth"]),
                "N/M": MISSING if ratio is None else f"{ratio:g}x"}
         for label in labels:
             ours, teacher = mains.get((s["group"], label)), mains.get(("teacher", label))
