@@ -1,9 +1,23 @@
 import dataclasses
 
 import pytest
+from datasets import Dataset, DatasetDict
 
-from pkd.data import BUILTIN_TASKS, GLUE_TASKS, TASKS, TaskInfo, get_task, load_task
-from pkd.data.tasks import AX_TASK, DIAGNOSTIC_SPLIT, WNLI_SPLIT, WNLI_TASK, TsvLayout
+from pkd.data import (
+    BUILTIN_TASKS,
+    GLUE_TASKS,
+    SOURCES,
+    TASKS,
+    Source,
+    TaskInfo,
+    TsvLayout,
+    get_task,
+    load_task,
+    register_source,
+    unregister_source,
+)
+from pkd.data.tasks import AX_TASK, DIAGNOSTIC_SPLIT, WNLI_SPLIT, WNLI_TASK
+from pkd.errors import ConfigError
 
 
 def test_registry_lists_every_task_once():
@@ -164,3 +178,33 @@ def test_a_task_entry_that_contradicts_itself_is_refused_at_construction():
     with pytest.raises(ValueError, match="submission_labels"):
         TaskInfo(**{**fields, "submission_labels": "label"})
 
+
+def _in_memory(info, settings):
+    """Eight labelled rows per split, numbered from the seed so the test can see settings pass through."""
+    def split(n):
+        return Dataset.from_dict({
+            "text_a": [f"row {settings.seed + i}" for i in range(n)],
+            "label": [i % info.num_labels for i in range(n)],
+        })
+    return DatasetDict({"train": split(8), "dev": split(8)})
+
+
+def test_a_source_registered_elsewhere_is_loaded_through_load_task():
+    register_source(Source("memory", "builtin", _in_memory))
+    try:
+        with pytest.raises(ValueError, match="already registered"):
+            register_source(Source("memory", "builtin", _in_memory))
+        dd = load_task("builtin_sentiment", "memory", seed=100)
+        # load_task conforms what the source returns: idx added, text_b filled in, dtypes fixed.
+        assert list(dd) == ["train", "dev"] and len(dd["train"]) == 8
+        assert list(dd["train"].features) == ["idx", "text_a", "text_b", "label"]
+        assert dd["train"][0] == {"idx": 0, "text_a": "row 100", "text_b": None, "label": 0}
+        with pytest.raises(ConfigError, match="GLUE task; use source 'glue_dir' or 'hub' "):
+            load_task("sst2", "memory")
+        with pytest.raises(ConfigError, match="use source 'builtin' or 'memory', not 'hub'"):
+            load_task("builtin_pair", "hub")
+    finally:
+        unregister_source("memory")
+    assert "memory" not in SOURCES
+    with pytest.raises(ConfigError, match="unknown source 'memory'; allowed: builtin, glue_dir, hub$"):
+        load_task("builtin_sentiment", "memory")
