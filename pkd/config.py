@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pkd import strategies as registry
+from pkd.data.sources import SOURCES, needed_sources
 from pkd.data.tasks import TASKS, get_task
 from pkd.errors import ConfigError
 
@@ -70,7 +71,7 @@ class _Section(BaseModel):
 
 
 class DataParams(_Section):
-    source: Literal["builtin", "glue_dir", "hub"]
+    source: str  # a name in pkd.data.sources.SOURCES
     glue_dir: str | None = None
     tasks: list[str] = Field(min_length=1)
     max_seq_length: int = Field(gt=0, le=512)
@@ -78,6 +79,13 @@ class DataParams(_Section):
     max_eval_samples: int | None = Field(default=None, gt=0)
     builtin_train_size: int = Field(default=1600, gt=0)
     builtin_dev_size: int = Field(default=1000, gt=0)
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, source: str) -> str:
+        if source not in SOURCES:
+            raise ValueError(f"unknown source '{source}'; allowed: {', '.join(SOURCES)}")
+        return source
 
     @field_validator("tasks")
     @classmethod
@@ -92,11 +100,11 @@ class DataParams(_Section):
     @model_validator(mode="after")
     def _source_matches_tasks(self) -> "DataParams":
         for task in self.tasks:
-            builtin = get_task(task).source_kind == "builtin"
-            if builtin != (self.source == "builtin"):
+            info = get_task(task)
+            if info.source_kind != SOURCES[self.source].task_kind:
                 raise ValueError(
                     f"tasks: task '{task}' cannot be read from source '{self.source}' "
-                    f"({'built-in tasks need source: builtin' if builtin else 'GLUE tasks need source: glue_dir or hub'})"
+                    f"({needed_sources(info)})"
                 )
         if self.source == "glue_dir":
             if not self.glue_dir:

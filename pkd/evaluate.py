@@ -60,8 +60,9 @@ def evaluate_splits(
     collator = DataCollatorWithPadding(tokenizer)
     out_dir.mkdir(parents=True, exist_ok=True)
     results = {}
-    extras = [DIAGNOSTIC_SPLIT] if task.name == "mnli" else []
-    for name in [*task.dev_splits, *task.test_splits, *extras]:
+    # The diagnostic set is predicted by this task's model; WNLI's file is written, not predicted.
+    predicted_extras = [s for s in task.leaderboard_extras if s == DIAGNOSTIC_SPLIT]
+    for name in [*task.dev_splits, *task.test_splits, *predicted_extras]:
         if name not in splits:
             continue
         split = splits[name]
@@ -73,8 +74,8 @@ def evaluate_splits(
             write_predictions(out_dir / f"{name}.tsv", split["idx"], preds, labels)
         else:
             write_submission(out_dir / f"{submission_name(task, name)}.tsv", split["idx"], preds, task)
-    if task.name == "mnli":
-        write_wnli(out_dir / "WNLI.tsv", splits.get(WNLI_SPLIT))
+    if WNLI_SPLIT in task.leaderboard_extras:
+        write_wnli(out_dir / f"{submission_name(task, WNLI_SPLIT)}.tsv", splits.get(WNLI_SPLIT))
     return results
 
 
@@ -91,11 +92,8 @@ def write_wnli(path: Path, wnli: Dataset | None) -> None:
 
 
 def submission_name(task: TaskInfo, split: str) -> str:
-    """GLUE leaderboard file names: SST-2.tsv, MNLI-m.tsv, MNLI-mm.tsv, AX.tsv, ..."""
-    if split == DIAGNOSTIC_SPLIT:
-        return "AX"
-    suffix = {"test_matched": "-m", "test_mismatched": "-mm"}.get(split, "")
-    return f"{task.glue_dir_name}{suffix}"
+    """GLUE leaderboard file names (no ".tsv"): SST-2, MNLI-m, MNLI-mm, AX, ... (TaskInfo.submission_files)."""
+    return task.submission_name(split)
 
 
 def write_predictions(path: Path, idx, preds, labels) -> None:
@@ -110,6 +108,13 @@ def write_submission(path: Path, idx, preds, task: TaskInfo) -> None:
         writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
         writer.writerow(["index", "prediction"])
         for i, p in zip(idx, preds.tolist()):
-            # MNLI/QNLI/RTE are scored on label names; the others on ids or scores.
-            label = task.label_names[p] if task.name in ("mnli", "qnli", "rte") else p
-            writer.writerow([i, f"{label:.3f}" if task.is_regression else label])
+            writer.writerow([i, submission_value(task, p)])
+
+
+def submission_value(task: TaskInfo, prediction):
+    """One prediction as the leaderboard reads it for this task (TaskInfo.submission_labels)."""
+    if task.submission_labels == "score":
+        return f"{prediction:.3f}"
+    if task.submission_labels == "name":
+        return task.label_names[prediction]
+    return prediction

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from pkd.config import ConfigError, check_depths, load_params, parse_params
+from pkd.data.sources import Source, register_source, unregister_source
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -86,6 +87,30 @@ def test_unknown_keys_are_refused():
     raw["strategies"]["pkd_middle"] = {"alpha": 0.5, "beta": 10, "temperature": 5}
     with pytest.raises(ConfigError, match="pkd_middle"):
         parse_params(raw)
+
+
+def test_sources_come_from_the_registry():
+    with pytest.raises(ConfigError) as err:
+        parse_params(with_value("data.source", "s3"))
+    assert str(err.value) == "data.source: unknown source 's3'; allowed: builtin, glue_dir, hub (got 's3')"
+    raw = with_value("data.source", "hub")
+    with pytest.raises(ConfigError, match=r"task 'builtin_sentiment' cannot be read from source 'hub' "
+                                          r"\(built-in tasks need source: builtin\)"):
+        parse_params(raw)
+    raw["data"]["tasks"] = ["sst2"]
+    assert parse_params(raw).data.source == "hub"
+    # A source registered outside pkd/config.py is accepted, and fits the tasks of its kind.
+    register_source(Source("memory", "glue", lambda info, settings: None))
+    try:
+        raw = with_value("data.source", "memory")
+        with pytest.raises(ConfigError, match=r"\(built-in tasks need source: builtin\)"):
+            parse_params(raw)
+        raw["data"]["tasks"] = ["sst2"]
+        assert parse_params(raw).data.source == "memory"
+        with pytest.raises(ConfigError, match=r"\(GLUE tasks need source: glue_dir or hub or memory\)"):
+            parse_params({**raw, "data": {**raw["data"], "source": "builtin"}})
+    finally:
+        unregister_source("memory")
 
 
 def test_missing_glue_dir_is_refused(tmp_path):

@@ -3,8 +3,8 @@ import pytest
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
 from pkd.data import load_hub, load_task
-from pkd.data.hub import HUB_COLUMN_MAP, HUB_SPLIT_MAP, hub_load_args, to_common_schema
-from pkd.data.tasks import GLUE_TASKS
+from pkd.data.hub import HUB_SPLIT_MAP, hub_load_args, to_common_schema
+from pkd.data.tasks import AX_TASK, GLUE_TASKS, TASKS, WNLI_TASK
 
 
 def fake_split(columns: dict, label_names=None, labels=None, label_dtype="int64"):
@@ -30,11 +30,15 @@ def test_hub_load_args():
 
 
 def test_maps_cover_all_glue_tasks():
-    assert set(HUB_COLUMN_MAP) == set(GLUE_TASKS)
+    for name in GLUE_TASKS:
+        assert set(TASKS[name].hub_column_map.values()) == (
+            {"text_a", "text_b"} if TASKS[name].has_pair else {"text_a"})
     assert HUB_SPLIT_MAP["validation"] == "dev"
     assert HUB_SPLIT_MAP["validation_mismatched"] == "dev_mismatched"
-    assert HUB_COLUMN_MAP["qnli"] == {"question": "text_a", "sentence": "text_b"}
-    assert HUB_COLUMN_MAP["mnli"] == {"premise": "text_a", "hypothesis": "text_b"}
+    assert TASKS["qnli"].hub_column_map == {"question": "text_a", "sentence": "text_b"}
+    assert TASKS["mnli"].hub_column_map == {"premise": "text_a", "hypothesis": "text_b"}
+    assert AX_TASK.hub_column_map == {"premise": "text_a", "hypothesis": "text_b"}
+    assert WNLI_TASK.hub_column_map == {"sentence1": "text_a", "sentence2": "text_b"}
 
 
 def test_sst2_mapping():

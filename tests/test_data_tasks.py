@@ -1,8 +1,23 @@
 import dataclasses
 
 import pytest
+from datasets import Dataset, DatasetDict
 
-from pkd.data import BUILTIN_TASKS, GLUE_TASKS, TASKS, TaskInfo, get_task, load_task
+from pkd.data import (
+    BUILTIN_TASKS,
+    GLUE_TASKS,
+    SOURCES,
+    TASKS,
+    Source,
+    TaskInfo,
+    TsvLayout,
+    get_task,
+    load_task,
+    register_source,
+    unregister_source,
+)
+from pkd.data.tasks import AX_TASK, DIAGNOSTIC_SPLIT, WNLI_SPLIT, WNLI_TASK
+from pkd.errors import ConfigError
 
 
 def test_registry_lists_every_task_once():
@@ -101,3 +116,95 @@ def test_load_task_builtin_schema():
     assert list(feats) == ["idx", "text_a", "text_b", "label"]
     assert feats["label"].dtype == "int64" and feats["text_b"].dtype == "string"
     assert dd["train"]["text_b"][:] == [None] * 20
+
+
+@pytest.mark.parametrize("name", [*GLUE_TASKS, "ax", "wnli"])
+def test_every_glue_task_describes_its_hub_tsv_and_submission_files(name):
+    info = {"ax": AX_TASK, "wnli": WNLI_TASK}.get(name) or TASKS[name]
+    assert len(info.hub_columns) == (2 if info.has_pair else 1)
+    assert info.hub_config == name
+    # Every split has a file; labelled splits and test splits each have a layout.
+    assert [split for split, _ in info.tsv_files] == list(info.splits)
+    assert all(file.endswith(".tsv") for _, file in info.tsv_files)
+    for split in info.splits:
+        layout = info.tsv_layout(split)
+        if name == "ax" and split == "train":
+            assert layout is None  # the diagnostic set is test-only
+            continue
+        assert isinstance(layout, TsvLayout)
+        assert (layout.label is None) == (split in info.test_splits)
+        assert layout.header or isinstance(layout.n_fields, int)
+    assert {split for split, _ in info.submission_files} >= set(info.test_splits)
+    assert info.submission_labels in ("id", "name", "score")
+
+
+def test_glue_tsv_layouts_and_submission_rules():
+    cola = TASKS["cola"]
+    assert cola.tsv_labelled == TsvLayout(3, None, 1, header=False, n_fields=4)
+    assert cola.tsv_test == TsvLayout("sentence", None, None)
+    assert TASKS["mrpc"].tsv_labelled == TsvLayout("#1 String", "#2 String", "Quality")
+    assert TASKS["mnli"].tsv_layout("test_matched") == TsvLayout("sentence1", "sentence2", None)
+    assert TASKS["mnli"].tsv_file("dev_mismatched") == "dev_mismatched.tsv"
+    assert AX_TASK.tsv_file("diagnostic") == "diagnostic.tsv"
+    ids = {n for n in GLUE_TASKS if TASKS[n].tsv_label_ids}
+    assert ids == {"sst2", "cola", "mrpc", "qqp"} and WNLI_TASK.tsv_label_ids
+    names = {(n, s): TASKS[n].submission_name(s) for n in GLUE_TASKS for s in TASKS[n].test_splits}
+    assert names == {
+        ("cola", "test"): "CoLA", ("sst2", "test"): "SST-2", ("mrpc", "test"): "MRPC",
+        ("stsb", "test"): "STS-B", ("qqp", "test"): "QQP", ("qnli", "test"): "QNLI",
+        ("rte", "test"): "RTE", ("mnli", "test_matched"): "MNLI-m",
+        ("mnli", "test_mismatched"): "MNLI-mm",
+    }
+    assert TASKS["mnli"].submission_name(DIAGNOSTIC_SPLIT) == "AX"
+    assert TASKS["mnli"].submission_name(WNLI_SPLIT) == "WNLI"
+    assert TASKS["mnli"].leaderboard_extras == (DIAGNOSTIC_SPLIT, WNLI_SPLIT)
+    assert {n for n in GLUE_TASKS if TASKS[n].submission_labels == "name"} == {"mnli", "qnli", "rte"}
+    assert TASKS["stsb"].submission_labels == "score"
+    with pytest.raises(ValueError, match="no GLUE submission file for split 'dev'"):
+        TASKS["sst2"].submission_name("dev")
+
+
+def test_builtin_tasks_have_no_glue_files():
+    for name in BUILTIN_TASKS:
+        info = TASKS[name]
+        assert info.hub_columns == () and info.tsv_files == () and info.submission_files == ()
+        assert info.tsv_labelled is None and info.leaderboard_extras == ()
+
+
+def test_a_task_entry_that_contradicts_itself_is_refused_at_construction():
+    fields = {f.name: getattr(TASKS["sst2"], f.name) for f in dataclasses.fields(TaskInfo)}
+    with pytest.raises(ValueError, match="hub_columns"):
+        TaskInfo(**{**fields, "hub_columns": ("sentence1", "sentence2")})
+    with pytest.raises(ValueError, match="submission_labels"):
+        TaskInfo(**{**fields, "submission_labels": "label"})
+
+
+def _in_memory(info, settings):
+    """Eight labelled rows per split, numbered from the seed so the test can see settings pass through."""
+    def split(n):
+        return Dataset.from_dict({
+            "text_a": [f"row {settings.seed + i}" for i in range(n)],
+            "label": [i % info.num_labels for i in range(n)],
+        })
+    return DatasetDict({"train": split(8), "dev": split(8)})
+
+
+def test_a_source_registered_elsewhere_is_loaded_through_load_task():
+    register_source(Source("memory", "builtin", _in_memory))
+    try:
+        with pytest.raises(ValueError, match="already registered"):
+            register_source(Source("memory", "builtin", _in_memory))
+        dd = load_task("builtin_sentiment", "memory", seed=100)
+        # load_task conforms what the source returns: idx added, text_b filled in, dtypes fixed.
+        assert list(dd) == ["train", "dev"] and len(dd["train"]) == 8
+        assert list(dd["train"].features) == ["idx", "text_a", "text_b", "label"]
+        assert dd["train"][0] == {"idx": 0, "text_a": "row 100", "text_b": None, "label": 0}
+        with pytest.raises(ConfigError, match="GLUE task; use source 'glue_dir' or 'hub' "):
+            load_task("sst2", "memory")
+        with pytest.raises(ConfigError, match="use source 'builtin' or 'memory', not 'hub'"):
+            load_task("builtin_pair", "hub")
+    finally:
+        unregister_source("memory")
+    assert "memory" not in SOURCES
+    with pytest.raises(ConfigError, match="unknown source 'memory'; allowed: builtin, glue_dir, hub$"):
+        load_task("builtin_sentiment", "memory")

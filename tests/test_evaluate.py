@@ -1,4 +1,6 @@
 """Scoring and GLUE submission files (pkd/evaluate.py)."""
+import numpy as np
+import pytest
 import torch
 from transformers import DataCollatorWithPadding
 
@@ -58,3 +60,28 @@ def test_wnli_without_data_is_all_zero_for_the_146_test_rows(tiny_bert, tmp_path
     evaluate_splits(model, load_tokenizer(str(tiny_bert)), splits, task, tmp_path / "out")
     rows = _tsv(tmp_path / "out" / "WNLI.tsv")
     assert rows[0] == ["index", "prediction"] and rows[1:] == [[str(i), "0"] for i in range(146)]
+
+
+@pytest.mark.parametrize(
+    "name, split, file, rows",
+    [
+        ("sst2", "test", "SST-2", ["0", "1", "1"]),
+        ("cola", "test", "CoLA", ["0", "1", "1"]),
+        ("qqp", "test", "QQP", ["0", "1", "1"]),
+        ("rte", "test", "RTE", ["entailment", "not_entailment", "not_entailment"]),
+        ("mnli", "test_matched", "MNLI-m", ["entailment", "neutral", "contradiction"]),
+        ("mnli", "test_mismatched", "MNLI-mm", ["entailment", "neutral", "contradiction"]),
+        ("mnli", "ax", "AX", ["entailment", "neutral", "contradiction"]),
+        ("stsb", "test", "STS-B", ["0.123", "5.000", "-0.200"]),
+    ],
+)
+def test_submission_files_follow_the_leaderboard_format(name, split, file, rows, tmp_path):
+    from pkd.evaluate import submission_name, write_submission
+
+    task = get_task(name)
+    preds = (np.array([0.123456, 4.99999, -0.2], dtype=np.float32) if task.is_regression
+             else np.array([0, 1, task.num_labels - 1]))
+    assert submission_name(task, split) == file
+    path = tmp_path / f"{file}.tsv"
+    write_submission(path, [0, 1, 2], preds, task)
+    assert path.read_text() == "index\tprediction\n" + "".join(f"{i}\t{r}\n" for i, r in enumerate(rows))

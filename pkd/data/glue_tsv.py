@@ -1,7 +1,9 @@
 """Readers for the classic GLUE download layout.
 
 ``<glue_dir>/<GLUE_DIR_NAME>/{train,dev,test}.tsv`` (MNLI: ``dev_matched``,
-``dev_mismatched``, ``test_matched``, ``test_mismatched``).
+``dev_mismatched``, ``test_matched``, ``test_mismatched``). Which file holds
+which split, and which column of it holds which field, is each task's
+``TaskInfo`` (``tsv_files``, ``tsv_labelled``, ``tsv_test``, ``tsv_label_ids``).
 
 GLUE text contains stray ``"`` characters, so lines are split on ``\\t`` by
 hand instead of going through a csv reader that would merge rows across
@@ -13,47 +15,13 @@ data lines in the file.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 
 from pkd.errors import DataFormatError
 from .schema import UNLABELLED, majority_rows, rows_to_dataset
-from .tasks import AX_TASK, DIAGNOSTIC_SPLIT, WNLI_SPLIT, WNLI_TASK, TaskInfo, get_task
-
-
-@dataclass(frozen=True)
-class _Layout:
-    """Where the fields live. Names for files with a header, ints otherwise."""
-
-    text_a: str | int
-    text_b: str | int | None
-    label: str | int | None  # None: unlabelled test split
-    header: bool = True
-    n_fields: int | None = None  # only for headerless files
-
-
-# Labelled (train/dev) layouts. Header names let 11/12/16-column MNLI variants work.
-_LABELLED = {
-    "sst2": _Layout("sentence", None, "label"),
-    # CoLA train/dev have no header: source, label, original mark, sentence.
-    "cola": _Layout(3, None, 1, header=False, n_fields=4),
-    "mrpc": _Layout("#1 String", "#2 String", "Quality"),
-    "stsb": _Layout("sentence1", "sentence2", "score"),
-    "qqp": _Layout("question1", "question2", "is_duplicate"),
-    "mnli": _Layout("sentence1", "sentence2", "gold_label"),
-    "qnli": _Layout("question", "sentence", "label"),
-    "rte": _Layout("sentence1", "sentence2", "label"),
-    "wnli": _Layout("sentence1", "sentence2", "label"),
-}
-# Test files all have a header and no label column.
-_TEST = {task: _Layout(lay.text_a, lay.text_b, None) for task, lay in _LABELLED.items()}
-_TEST["cola"] = _Layout("sentence", None, None)
-_TEST["ax"] = _Layout("sentence1", "sentence2", None)
-
-# These files store the class id itself; the others store the class name.
-_NUMERIC_LABELS = {"sst2", "cola", "mrpc", "qqp", "wnli"}
+from .tasks import AX_TASK, DIAGNOSTIC_SPLIT, WNLI_SPLIT, WNLI_TASK, TaskInfo, TsvLayout, get_task
 
 
 def _label_parser(info: TaskInfo):
@@ -64,7 +32,7 @@ def _label_parser(info: TaskInfo):
                 raise ValueError(s)
             return value
         return parse
-    if info.name in _NUMERIC_LABELS:
+    if info.tsv_label_ids:
         mapping = {str(i): i for i in range(info.num_labels)}
     else:
         mapping = {name: i for i, name in enumerate(info.label_names)}
@@ -78,7 +46,7 @@ def split_path(glue_dir: str | Path, task: str | TaskInfo, split: str) -> Path:
     if split not in info.splits:
         raise ValueError(
             f"task {info.name!r} has no split {split!r}; allowed: {', '.join(info.splits)}")
-    return Path(glue_dir) / info.glue_dir_name / f"{split}.tsv"
+    return Path(glue_dir) / info.glue_dir_name / info.tsv_file(split)
 
 
 def _iter_lines(path: Path):
@@ -102,7 +70,7 @@ def _iter_lines(path: Path):
                 raise DataFormatError(path, lineno, f"not valid UTF-8 ({exc.reason})") from None
 
 
-def _resolve(layout: _Layout, header: list[str] | None, path: Path):
+def _resolve(layout: TsvLayout, header: list[str] | None, path: Path):
     """Turn the layout into field indices and the expected field count."""
     if not layout.header:
         return layout.text_a, layout.text_b, layout.label, layout.n_fields
@@ -124,7 +92,7 @@ def read_glue_split(glue_dir: str | Path, task: str | TaskInfo, split: str) -> l
     path = split_path(glue_dir, info, split)
     if not path.is_file():
         raise FileNotFoundError(f"GLUE file not found: {path}")
-    layout = (_TEST if split in info.test_splits else _LABELLED)[info.name]
+    layout = info.tsv_layout(split)
     parse_label = _label_parser(info)
 
     lines = _iter_lines(path)
@@ -168,18 +136,21 @@ def read_glue_split(glue_dir: str | Path, task: str | TaskInfo, split: str) -> l
     return rows
 
 
-def leaderboard_extras(glue_dir: str | Path) -> dict[str, Dataset]:
+def leaderboard_extras(glue_dir: str | Path, task: str | TaskInfo = "mnli") -> dict[str, Dataset]:
     """MNLI's companions on the GLUE leaderboard, where the download has them.
 
     "ax": the diagnostic set (diagnostic/diagnostic.tsv, unlabelled), predicted
     by the MNLI model. "wnli": WNLI's test rows labelled with WNLI train's
     majority class (WNLI/train.tsv and test.tsv). Both are optional, as test files are.
+    Only those in ``task``'s ``leaderboard_extras`` are read.
     """
-    info = get_task("mnli")
+    info = get_task(task)
+    wanted = info.leaderboard_extras
     extras = {}
-    if split_path(glue_dir, AX_TASK, "diagnostic").is_file():
-        extras[DIAGNOSTIC_SPLIT] = rows_to_dataset(read_glue_split(glue_dir, AX_TASK, "diagnostic"), info)
-    if split_path(glue_dir, WNLI_TASK, "test").is_file():
+    (diagnostic,) = AX_TASK.test_splits
+    if DIAGNOSTIC_SPLIT in wanted and split_path(glue_dir, AX_TASK, diagnostic).is_file():
+        extras[DIAGNOSTIC_SPLIT] = rows_to_dataset(read_glue_split(glue_dir, AX_TASK, diagnostic), info)
+    if WNLI_SPLIT in wanted and split_path(glue_dir, WNLI_TASK, "test").is_file():
         train = [row["label"] for row in read_glue_split(glue_dir, WNLI_TASK, "train")]
         test = read_glue_split(glue_dir, WNLI_TASK, "test")
         extras[WNLI_SPLIT] = rows_to_dataset(majority_rows(train, test), info)
@@ -194,6 +165,6 @@ def load_glue_dir(glue_dir: str | Path, task: str | TaskInfo) -> DatasetDict:
         if split in info.test_splits and not split_path(glue_dir, info, split).is_file():
             continue  # test files are optional; train/dev are required
         splits[split] = rows_to_dataset(read_glue_split(glue_dir, info, split), info)
-    if info.name == "mnli":
-        splits.update(leaderboard_extras(glue_dir))
+    if info.leaderboard_extras:
+        splits.update(leaderboard_extras(glue_dir, info))
     return DatasetDict(splits)

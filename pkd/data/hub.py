@@ -1,7 +1,8 @@
 """Load GLUE from the Hugging Face hub (``nyu-mll/glue``) into the common schema.
 
 Only ``load_hub`` touches the network; ``to_common_schema`` is a pure mapping
-so it can be tested with an in-memory DatasetDict.
+so it can be tested with an in-memory DatasetDict. Each task's config name and
+text columns are its ``TaskInfo`` (``hub_config``, ``hub_columns``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import datasets
 from datasets import DatasetDict
 
 from .schema import conform, majority_rows
-from .tasks import DIAGNOSTIC_SPLIT, WNLI_SPLIT, TaskInfo, get_task
+from .tasks import AX_TASK, DIAGNOSTIC_SPLIT, WNLI_SPLIT, WNLI_TASK, TaskInfo, get_task
 
 HUB_REPO = "nyu-mll/glue"
 
@@ -23,18 +24,6 @@ HUB_SPLIT_MAP: dict[str, str] = {
     "test": "test",
     "test_matched": "test_matched",
     "test_mismatched": "test_mismatched",
-}
-
-# Hub text columns -> our text columns.
-HUB_COLUMN_MAP: dict[str, dict[str, str]] = {
-    "cola": {"sentence": "text_a"},
-    "sst2": {"sentence": "text_a"},
-    "mrpc": {"sentence1": "text_a", "sentence2": "text_b"},
-    "stsb": {"sentence1": "text_a", "sentence2": "text_b"},
-    "qqp": {"question1": "text_a", "question2": "text_b"},
-    "mnli": {"premise": "text_a", "hypothesis": "text_b"},
-    "qnli": {"question": "text_a", "sentence": "text_b"},
-    "rte": {"sentence1": "text_a", "sentence2": "text_b"},
 }
 
 
@@ -56,7 +45,7 @@ def to_common_schema(task: str | TaskInfo, dataset_dict: DatasetDict) -> Dataset
     schema guarantees it rather than trusting the source).
     """
     info = _glue_info(task)
-    columns = HUB_COLUMN_MAP[info.name]
+    columns = info.hub_column_map
     out = {}
     for hub_split, ds in dataset_dict.items():
         split = HUB_SPLIT_MAP.get(hub_split)
@@ -79,22 +68,31 @@ def to_common_schema(task: str | TaskInfo, dataset_dict: DatasetDict) -> Dataset
     return conform(DatasetDict(ordered), info)
 
 
-def leaderboard_extras() -> dict[str, datasets.Dataset]:
-    """MNLI's companions on the GLUE leaderboard: "ax" (diagnostic) and "wnli" (majority class)."""
-    ax = datasets.load_dataset(HUB_REPO, "ax")["test"]
-    wnli = datasets.load_dataset(HUB_REPO, "wnli")
-    pair = {"premise": "text_a", "hypothesis": "text_b"}
-    test = [{"text_a": r["sentence1"], "text_b": r["sentence2"]} for r in wnli["test"]]
-    rows = majority_rows(list(wnli["train"]["label"]), test)
-    return {
-        DIAGNOSTIC_SPLIT: ax.select_columns([*pair, "label"]).rename_columns(pair),
-        WNLI_SPLIT: datasets.Dataset.from_dict({k: [r[k] for r in rows] for k in ("text_a", "text_b", "label")}),
-    }
+def leaderboard_extras(task: str | TaskInfo = "mnli") -> dict[str, datasets.Dataset]:
+    """MNLI's companions on the GLUE leaderboard: "ax" (diagnostic) and "wnli" (majority class).
+
+    Only those in ``task``'s ``leaderboard_extras`` are downloaded.
+    """
+    wanted = get_task(task).leaderboard_extras
+    extras = {}
+    if DIAGNOSTIC_SPLIT in wanted:
+        ax = datasets.load_dataset(HUB_REPO, AX_TASK.hub_config)["test"]
+        pair = AX_TASK.hub_column_map
+        extras[DIAGNOSTIC_SPLIT] = ax.select_columns([*pair, "label"]).rename_columns(pair)
+    if WNLI_SPLIT in wanted:
+        wnli = datasets.load_dataset(HUB_REPO, WNLI_TASK.hub_config)
+        columns = WNLI_TASK.hub_column_map
+        test = [{ours: r[theirs] for theirs, ours in columns.items()} for r in wnli["test"]]
+        rows = majority_rows(list(wnli["train"]["label"]), test)
+        extras[WNLI_SPLIT] = datasets.Dataset.from_dict(
+            {k: [r[k] for r in rows] for k in ("text_a", "text_b", "label")})
+    return extras
 
 
 def load_hub(task: str | TaskInfo) -> DatasetDict:
+    info = get_task(task)
     # Looked up through the module so tests can monkeypatch datasets.load_dataset.
-    dd = to_common_schema(task, datasets.load_dataset(*hub_load_args(task)))
-    if get_task(task).name == "mnli":
-        dd = conform(DatasetDict({**dd, **leaderboard_extras()}), get_task(task))
+    dd = to_common_schema(info, datasets.load_dataset(*hub_load_args(info)))
+    if info.leaderboard_extras:
+        dd = conform(DatasetDict({**dd, **leaderboard_extras(info)}), info)
     return dd

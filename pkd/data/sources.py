@@ -1,0 +1,95 @@
+"""Where task data comes from: a registry of sources, by the name `data.source` gives.
+
+A source serves one kind of task (``TaskInfo.source_kind``) and turns a task
+into a DatasetDict in the common schema (``pkd.data.schema``). ``load_task``
+and ``pkd.config`` both read this registry, so a new source is a loader
+module plus one ``Source`` entry below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from datasets import DatasetDict
+
+from pkd.errors import ConfigError
+
+from .builtin import generate_builtin
+from .glue_tsv import load_glue_dir
+from .hub import load_hub
+from .tasks import TaskInfo
+
+# How each task kind is named in messages that tell the user which sources fit.
+KIND_NAMES = {"glue": "GLUE", "builtin": "built-in"}
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """The `data` parameters a source may need; each source reads the ones it uses."""
+
+    glue_dir: str | Path | None = None
+    seed: int = 0
+    builtin_train_size: int = 3000
+    builtin_dev_size: int = 1000
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    task_kind: str  # the TaskInfo.source_kind it serves: "glue" or "builtin"
+    load: Callable[[TaskInfo, SourceSettings], DatasetDict]
+
+
+def _builtin(info: TaskInfo, settings: SourceSettings) -> DatasetDict:
+    return generate_builtin(info, settings.seed, settings.builtin_train_size, settings.builtin_dev_size)
+
+
+def _glue_dir(info: TaskInfo, settings: SourceSettings) -> DatasetDict:
+    if settings.glue_dir is None:
+        raise ConfigError("source 'glue_dir' needs glue_dir=<path of the GLUE download>")
+    return load_glue_dir(settings.glue_dir, info)
+
+
+def _hub(info: TaskInfo, settings: SourceSettings) -> DatasetDict:
+    return load_hub(info)
+
+
+SOURCES: dict[str, Source] = {
+    source.name: source
+    for source in (
+        Source("builtin", "builtin", _builtin),
+        Source("glue_dir", "glue", _glue_dir),
+        Source("hub", "glue", _hub),
+    )
+}
+
+
+def register_source(source: Source) -> None:
+    if source.name in SOURCES:
+        raise ValueError(f"source {source.name!r} is already registered")
+    if source.task_kind not in KIND_NAMES:
+        raise ValueError(f"source {source.name!r}: task_kind must be one of {', '.join(KIND_NAMES)}")
+    SOURCES[source.name] = source
+
+
+def unregister_source(name: str) -> None:
+    del SOURCES[name]
+
+
+def get_source(name: str) -> Source:
+    try:
+        return SOURCES[name]
+    except (KeyError, TypeError):
+        raise ConfigError(f"unknown source {name!r}; allowed: {', '.join(SOURCES)}") from None
+
+
+def sources_for(kind: str) -> tuple[str, ...]:
+    """Names of the sources that serve tasks of `kind`, in registration order."""
+    return tuple(name for name, source in SOURCES.items() if source.task_kind == kind)
+
+
+def needed_sources(info: TaskInfo) -> str:
+    """'GLUE tasks need source: glue_dir or hub': the hint when a task and a source do not fit."""
+    return f"{KIND_NAMES[info.source_kind]} tasks need source: {' or '.join(sources_for(info.source_kind))}"
