@@ -32,8 +32,8 @@ __all__ = [
 
 
 def load_task(task: str | TaskInfo, source: str, *, glue_dir: str | Path | None = None,
-              seed: int = 0, builtin_train_size: int = 3000,
-              builtin_dev_size: int = 1000) -> DatasetDict:
+              seed: int = 0, builtin_train_size: int | None = None,
+              builtin_dev_size: int | None = None) -> DatasetDict:
     """Load ``task`` from ``source`` (a name in ``SOURCES``) into the common schema."""
     info = get_task(task)
     src = get_source(source)

@@ -31,8 +31,9 @@ class SourceSettings:
 
     glue_dir: str | Path | None = None
     seed: int = 0
-    builtin_train_size: int = 3000
-    builtin_dev_size: int = 1000
+    # No defaults here: params.yaml (pkd.config) holds the only ones.
+    builtin_train_size: int | None = None
+    builtin_dev_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ class Source:
 
 
 def _builtin(info: TaskInfo, settings: SourceSettings) -> DatasetDict:
+    for key in ("builtin_train_size", "builtin_dev_size"):
+        if getattr(settings, key) is None:
+            raise ConfigError(f"data.{key}: required for source 'builtin'")
     return generate_builtin(info, settings.seed, settings.builtin_train_size, settings.builtin_dev_size)
 
 
