@@ -12,14 +12,10 @@ Sources (``pkd.data.sources``): ``glue_dir`` (classic GLUE TSV download),
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from datasets import DatasetDict
-
-from .builtin import generate_builtin
 from pkd.errors import ConfigError, DataFormatError
-from .glue_tsv import load_glue_dir, read_glue_split
-from .hub import load_hub
-from .schema import conform
+
 from .sources import (SOURCES, Source, SourceSettings, get_source, register_source, sources_for,
                       unregister_source)
 from .tasks import BUILTIN_TASKS, GLUE_TASKS, TASKS, TaskInfo, TsvLayout, get_task
@@ -29,6 +25,24 @@ __all__ = [
     "SOURCES", "Source", "SourceSettings", "get_source", "register_source", "unregister_source",
     "DataFormatError", "read_glue_split", "load_glue_dir", "generate_builtin", "load_hub",
 ]
+
+if TYPE_CHECKING:
+    from datasets import DatasetDict
+
+
+def __getattr__(name: str):
+    """The readers, imported on first use: they pull in `datasets`, which the config and
+    the report (which import this package for the task table) never need."""
+    if name in ("read_glue_split", "load_glue_dir"):
+        from . import glue_tsv
+        return getattr(glue_tsv, name)
+    if name == "generate_builtin":
+        from .builtin import generate_builtin
+        return generate_builtin
+    if name == "load_hub":
+        from .hub import load_hub
+        return load_hub
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_task(task: str | TaskInfo, source: str, *, glue_dir: str | Path | None = None,
@@ -46,5 +60,7 @@ def load_task(task: str | TaskInfo, source: str, *, glue_dir: str | Path | None 
                           f"(built-in tasks: {', '.join(BUILTIN_TASKS)})")
     settings = SourceSettings(glue_dir=glue_dir, seed=seed, builtin_train_size=builtin_train_size,
                               builtin_dev_size=builtin_dev_size)
+    from .schema import conform
+
     # Every source should already produce the schema; conform() makes the contract explicit.
     return conform(src.load(info, settings), info)

@@ -11,15 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-from datasets import DatasetDict
+from typing import TYPE_CHECKING
 
 from pkd.errors import ConfigError
 
-from .builtin import generate_builtin
-from .glue_tsv import load_glue_dir
-from .hub import load_hub
 from .tasks import TaskInfo
+
+if TYPE_CHECKING:
+    from datasets import DatasetDict
+
+# The loaders are imported when a source loads: they pull in `datasets`, which the
+# config (it validates data.source against this registry) never needs.
 
 # How each task kind is named in messages that tell the user which sources fit.
 KIND_NAMES = {"glue": "GLUE", "builtin": "built-in"}
@@ -47,16 +49,22 @@ def _builtin(info: TaskInfo, settings: SourceSettings) -> DatasetDict:
     for key in ("builtin_train_size", "builtin_dev_size"):
         if getattr(settings, key) is None:
             raise ConfigError(f"data.{key}: required for source 'builtin'")
+    from .builtin import generate_builtin
+
     return generate_builtin(info, settings.seed, settings.builtin_train_size, settings.builtin_dev_size)
 
 
 def _glue_dir(info: TaskInfo, settings: SourceSettings) -> DatasetDict:
     if settings.glue_dir is None:
         raise ConfigError("source 'glue_dir' needs glue_dir=<path of the GLUE download>")
+    from .glue_tsv import load_glue_dir
+
     return load_glue_dir(settings.glue_dir, info)
 
 
 def _hub(info: TaskInfo, settings: SourceSettings) -> DatasetDict:
+    from .hub import load_hub
+
     return load_hub(info)
 
 
