@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import argparse
 import io
-import sys
 from pathlib import Path
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedSeq
 
 from pkd.config import ConfigError, parse_params, split_strategies
+from pkd.stage import run_stage
 
 PRESETS_DIR = Path("presets")
 
@@ -70,12 +70,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--glue-dir", help="root of a classic GLUE download (sets data.glue_dir)")
     args = parser.parse_args(argv)
-    try:
+
+    def apply() -> None:
         apply_preset(args.name, args.params, glue_dir=args.glue_dir)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    print(f"applied preset '{args.name}' to {args.params}; see `dvc params diff`")
+        print(f"applied preset '{args.name}' to {args.params}; see `dvc params diff`")
+
+    run_stage(apply)  # a PKDError: one line, exit 2
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ import argparse
 import json
 import math
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import pandas as pd
 from pkd.io import write_json
 from pkd.report.load import eval_rows
 from pkd.report.tables import score_columns, task_order
+from pkd.stage import run_stage
 from pkd.sweep import collect_experiments
 from pkd.errors import StudyError
 
@@ -236,16 +236,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--exp-show-json", type=Path, help="read this file instead of running `dvc exp show --json`")
     parser.add_argument("--output", type=Path, default=OUTPUT_MD)
     args = parser.parse_args(argv)
+    run_stage(lambda: make_study(args))  # a PKDError or a missing file: one line, exit 2
+
+
+def make_study(args: argparse.Namespace) -> None:
     setup = Setup(args.base, args.large)
-    try:
-        raw = json.loads(args.exp_show_json.read_text()) if args.exp_show_json else exp_show()
-        experiments = collect_experiments(raw)
-        if args.exp:
-            experiments = [e for e in experiments if e["name"] in args.exp]
-        summary = summarise(study_values(experiments, setup, args.pkd, args.depth))
-    except (StudyError, ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    raw = json.loads(args.exp_show_json.read_text()) if args.exp_show_json else exp_show()
+    experiments = collect_experiments(raw)
+    if args.exp:
+        experiments = [e for e in experiments if e["name"] in args.exp]
+    summary = summarise(study_values(experiments, setup, args.pkd, args.depth))
     text = render(summary, setup, args.pkd)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)

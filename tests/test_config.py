@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
 from pkd.config import ConfigError, check_depths, load_params, parse_params
 from pkd.data.sources import Source, register_source, unregister_source
@@ -264,3 +265,26 @@ def test_strategies_split_must_match_the_strategies(key, value):
         parse_params(with_value(key, value))
     with pytest.raises(ConfigError, match="finetune_strategies"):  # init: finetuned moves ft to distill
         parse_params(with_value("student.init", "finetuned"))
+
+
+def test_schema_defaults_are_the_params_yaml_values():
+    """One set of defaults: a key left out of params.yaml means what params.yaml says."""
+    from pkd.config import Params
+
+    def compare(model_cls, values, where):
+        for name, field in model_cls.model_fields.items():
+            if name not in values:
+                continue
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                compare(annotation, values[name], f"{where}{name}.")
+                continue
+            if field.is_required():
+                continue
+            default = field.get_default(call_default_factory=True)
+            if isinstance(default, BaseModel):
+                compare(type(default), values[name], f"{where}{name}.")
+            elif name not in ("per_task", "normalize_patience_overrides", "finetune_strategies", "distill_strategies"):
+                assert default == values[name], f"{where}{name}: schema default {default!r}, params.yaml {values[name]!r}"
+
+    compare(Params, DEFAULTS, "")
