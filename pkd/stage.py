@@ -7,12 +7,9 @@ is half-written.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from pkd.config import Params, load_params
 from pkd.errors import PKDError
@@ -31,36 +28,6 @@ def load_checked_params(check: Callable[[Params], None] | None = None) -> Params
     if check is not None:
         check(params)
     return params
-
-
-def config_hash(*parts) -> str:
-    """Short hash of what defines a training run, so a resume never mixes runs.
-
-    The parts are settings (params sections, dicts, values) and input files or
-    directories (`Path`, hashed by content): a checkpoint left by a killed run
-    is resumed only when the params it read, its data and its teacher are the same.
-    """
-    def encode(part):
-        if isinstance(part, Path):
-            return tree_sha256(part)
-        return part.model_dump() if hasattr(part, "model_dump") else part
-
-    blob = json.dumps([encode(p) for p in parts], sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-def tree_sha256(path: Path) -> str:
-    """Content hash of a file, or of the names and bytes of every file below a directory."""
-    digest = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    if not files:
-        raise FileNotFoundError(f"{path}: not found or empty")
-    for file in files:
-        digest.update(file.relative_to(path).as_posix().encode() + b"\0" if file != path else b"")
-        with file.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def stage_args(*names: str) -> argparse.Namespace:

@@ -16,7 +16,7 @@ from pkd.config import ConfigError, LossConfig, Params
 from pkd.data.tasks import TaskInfo
 from pkd.models import build_student, checkpoint_depth, load_tokenizer
 from pkd.precision import resolve_precision
-from pkd.stage import config_hash
+from pkd.run_key import config_hash
 from pkd.teacher_cache import MANIFEST, TeacherCache, load_cache
 from pkd.training import random_subset, train_model
 

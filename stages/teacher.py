@@ -2,7 +2,8 @@
 from datasets import load_from_disk
 
 from pkd import paths
-from pkd.stage import config_hash, load_checked_params, run_stage, stage_args
+from pkd.run_key import config_hash
+from pkd.stage import load_checked_params, run_stage, stage_args
 from pkd.data import get_task
 from pkd.models import build_teacher, check_checkpoints, load_tokenizer
 from pkd.precision import resolve_precision

@@ -85,7 +85,7 @@ def test_atomic_writes_leave_nothing_on_failure(tmp_path):
 
 
 def test_run_key_changes_with_settings_and_input_bytes(tmp_path):
-    from pkd.stage import config_hash
+    from pkd.run_key import config_hash
 
     data = tmp_path / "prepared"
     (data / "train").mkdir(parents=True)
