@@ -245,8 +245,6 @@ def _lookup_batches(n: int, args):
 
 
 def _read(cache, n: int, args, student_layers: list[int]) -> dict:
-    import torch
-
     block = _synthetic(0, args)[0]
     batches = _lookup_batches(n, args)
     times = []

@@ -183,9 +183,9 @@ def throughput(args, device) -> dict:
                     steps[name].step(batch)
             return args.steps * b / elapsed.seconds
 
-        for name in steps:  # warm-up
+        for driver in steps.values():  # warm-up
             for _ in range(3 if not args.quick else 1):
-                steps[name].step(batch)
+                driver.step(batch)
         samples = {name: [] for name in steps}
         for repeat in range(args.repeats):
             for name in (list(steps) if repeat % 2 == 0 else list(steps)[::-1]):
