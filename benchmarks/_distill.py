@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -23,7 +24,8 @@ from pkd import strategies
 from pkd.config import POOLINGS, LossConfig, Params, load_params
 from pkd.data.tasks import TaskInfo
 from pkd.distill import DistillationTrainer
-from pkd.models import model_pooling
+from pkd.models import MODEL_INPUTS, build_student, build_teacher, model_pooling
+from pkd.precision import autocast
 from pkd.teacher_cache import TeacherCache, build_teacher_cache, load_cache
 from pkd.training import training_arguments, training_view
 
@@ -131,3 +133,40 @@ class TrainerSteps:
     def step(self, batch: dict) -> None:
         self.forward_backward(batch)
         self.update()
+
+
+@dataclass
+class DistillBench:
+    """What a distillation benchmark times: the trainer's steps, and the teacher and loss behind them."""
+
+    steps: TrainerSteps
+    teacher: torch.nn.Module
+    loss: LossConfig
+    learning_rate: float
+    cache_seconds: float
+
+
+def distill_bench(
+    args, params: Params, task: TaskInfo, train, collator, workdir: Path, *, depth: int, precision: str,
+    device: torch.device,
+) -> DistillBench:
+    """The default checkpoint's teacher (fresh head) and --student-depth student, the cache, the trainer.
+
+    The cache's build is timed after one warm-up teacher forward, so it does not
+    pay for first-call setup. Keep `workdir` until the last step.
+    """
+    teacher = build_teacher(args.checkpoint, task, seed=args.seed, pooling=params.pooling).to(device).eval()
+    student = build_student(args.checkpoint, depth, task, seed=args.seed, pooling=params.pooling).to(device)
+    loss = params.loss_config(args.strategy, task.name, depth, teacher.config.num_hidden_layers)
+    learning_rate = args.lr or params.student_learning_rate(args.strategy, task.name)
+    warm = collator(training_rows(train.select(range(min(8, len(train))))))
+    with torch.no_grad(), autocast(precision, device):
+        teacher(**{k: v.to(device) for k, v in warm.items() if k in MODEL_INPUTS})
+    cache, seconds = train_split_cache(
+        teacher, task, train, collator, workdir, layers=loss.patient_layers,
+        dtype=getattr(args, "cache_dtype", None) or params.teacher.cache_dtype,
+        batch_size=getattr(args, "cache_batch_size", None) or params.teacher.cache_batch_size,
+        precision=precision, device=device)
+    trainer = distill_trainer(student, params, loss, cache, task=task, seed=args.seed, learning_rate=learning_rate,
+                              precision=precision, device=device, output_dir=workdir / "trainer")
+    return DistillBench(TrainerSteps(trainer, args.seed), teacher, loss, learning_rate, seconds)

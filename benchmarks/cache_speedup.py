@@ -54,8 +54,7 @@ from _distill import (
     add_distill_args,
     batches_of,
     bench_params,
-    distill_trainer,
-    train_split_cache,
+    distill_bench,
     training_rows,
 )
 from transformers import DataCollatorWithPadding
@@ -63,7 +62,7 @@ from transformers import DataCollatorWithPadding
 from pkd import strategies
 from pkd.data import get_task
 from pkd.losses import pkd_loss
-from pkd.models import MODEL_INPUTS, build_student, build_teacher, load_tokenizer, model_pooling
+from pkd.models import MODEL_INPUTS, load_tokenizer, model_pooling
 from pkd.pooling import layer_states
 from pkd.precision import autocast
 
@@ -99,7 +98,6 @@ def main(argv=None) -> None:
     params = bench_params(args)
     precision = "bf16" if args.bf16 else "fp32"
     cache_dtype = args.cache_dtype or params.teacher.cache_dtype
-    cache_batch_size = args.cache_batch_size or params.teacher.cache_batch_size
     task = get_task("sst2")
     tokenizer = load_tokenizer(args.checkpoint)
     train = load_sst2("train", args.train_samples, glue_dir=args.glue_dir, tokenizer=tokenizer,
@@ -117,27 +115,14 @@ def main(argv=None) -> None:
     order = torch.randperm(n, generator=torch.Generator().manual_seed(args.seed)).tolist()
     batches = batches_of(training_rows(train), order, collator, args.batch_size)
 
-    teacher = build_teacher(args.checkpoint, task, seed=args.seed, pooling=params.pooling).to(device).eval()
-    teacher_depth = teacher.config.num_hidden_layers
-    student = build_student(args.checkpoint, args.student_depth, task, seed=args.seed,
-                            pooling=params.pooling).to(device)
-    pooling, depth = model_pooling(student), student.config.num_hidden_layers
-    loss = params.loss_config(args.strategy, task.name, depth, teacher_depth)
-    layers = loss.patient_layers
-    learning_rate = args.lr or params.student_learning_rate(args.strategy, task.name)
-
-    # One warm-up teacher forward, so that the timed cache build does not pay for first-call setup.
-    with torch.no_grad(), autocast(precision, device):
-        teacher(**{k: v.to(device) for k, v in batches[0].items() if k in MODEL_INPUTS})
     with tempfile.TemporaryDirectory(prefix="pkd-bench-cache-") as tmp:
-        cache, build_seconds = train_split_cache(
-            teacher, task, train, collator, Path(tmp), layers=layers, dtype=cache_dtype,
-            batch_size=cache_batch_size, precision=precision, device=device)
-        trainer = distill_trainer(student, params, loss, cache, task=task, seed=args.seed,
-                                  learning_rate=learning_rate, precision=precision, device=device,
-                                  output_dir=Path(tmp) / "trainer")
-        steps = TrainerSteps(trainer, args.seed)
-        seconds = measure(args, steps, teacher, batches, loss, pooling, depth, precision, device)
+        bench = distill_bench(args, params, task, train, collator, Path(tmp), depth=args.student_depth,
+                              precision=precision, device=device)
+        student = bench.steps.trainer.model
+        pooling, depth = model_pooling(student), student.config.num_hidden_layers
+        seconds = measure(args, bench.steps, bench.teacher, batches, bench.loss, pooling, depth, precision, device)
+    teacher_depth, layers, loss = bench.teacher.config.num_hidden_layers, bench.loss.patient_layers, bench.loss
+    build_seconds, learning_rate = bench.cache_seconds, bench.learning_rate
 
     s = {k: stats(v) for k, v in seconds.items()}
     eps = {k: stats([n / x for x in v]) for k, v in seconds.items() if k in ("cached", "online")}
@@ -168,7 +153,7 @@ def main(argv=None) -> None:
         [
             ["teacher forward (no grad, hidden states)", t_teacher, 1000 * t_teacher / n],
             ["student forward + loss + backward (training_step, no optimizer)", t_fb, 1000 * t_fb / n],
-            [f"cache build, one-off (build_teacher_cache, batch {cache_batch_size}, {cache_dtype})",
+            [f"cache build, one-off (build_teacher_cache, {cache_dtype})",
              build_seconds, 1000 * build_seconds / n],
         ],
     )

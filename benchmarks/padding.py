@@ -45,20 +45,12 @@ from _common import (
     stats,
     write_result,
 )
-from _distill import (
-    TrainerSteps,
-    add_distill_args,
-    batches_of,
-    bench_params,
-    distill_trainer,
-    train_split_cache,
-    training_rows,
-)
+from _distill import add_distill_args, batches_of, bench_params, distill_bench, training_rows
 from transformers import DataCollatorWithPadding
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from pkd.data import get_task
-from pkd.models import build_student, build_teacher, load_tokenizer, model_pooling
+from pkd.models import load_tokenizer, model_pooling
 
 NAME = "padding"
 SCHEMES = ("grouped", "pad128", "random")
@@ -121,20 +113,11 @@ def main(argv=None) -> None:
     orders = {"grouped": (grouped_order, dynamic), "pad128": (random_order, fixed), "random": (random_order, dynamic)}
     batches = {s: batches_of(rows, *orders[s], bs) for s in args.schemes}
 
-    teacher = build_teacher(args.checkpoint, task, seed=args.seed, pooling=params.pooling).to(device).eval()
-    student = build_student(args.checkpoint, args.student_depth, task, seed=args.seed,
-                            pooling=params.pooling).to(device)
-    loss = params.loss_config(args.strategy, task.name, args.student_depth, teacher.config.num_hidden_layers)
-    learning_rate = args.lr or params.student_learning_rate(args.strategy, task.name)
     with tempfile.TemporaryDirectory(prefix="pkd-bench-padding-") as tmp:
-        cache, _ = train_split_cache(teacher, task, train, dynamic, Path(tmp), layers=loss.patient_layers,
-                                     dtype=params.teacher.cache_dtype, batch_size=params.teacher.cache_batch_size,
-                                     precision=precision, device=device)
-        del teacher
-        trainer = distill_trainer(student, params, loss, cache, task=task, seed=args.seed,
-                                  learning_rate=learning_rate, precision=precision, device=device,
-                                  output_dir=Path(tmp) / "trainer")
-        steps = TrainerSteps(trainer, args.seed)
+        bench = distill_bench(args, params, task, train, dynamic, Path(tmp), depth=args.student_depth,
+                              precision=precision, device=device)
+        steps, loss, learning_rate = bench.steps, bench.loss, bench.learning_rate
+        student = steps.trainer.model
 
         def epoch(scheme) -> float:
             steps.reset()
