@@ -154,10 +154,6 @@ def load_sst2(split: str, n: int | None, *, glue_dir: str, tokenizer, max_seq_le
     return tokenize(DatasetDict({split: data}), tokenizer, task, max_seq_length)[split]
 
 
-def model_features(dataset, columns=("input_ids", "token_type_ids", "attention_mask")) -> list[dict]:
-    return [{k: row[k] for k in columns if k in row} for row in dataset]
-
-
 def padding_fraction(batches: list[dict]) -> float:
     real = sum(int(b["attention_mask"].sum()) for b in batches)
     total = sum(b["attention_mask"].numel() for b in batches)
@@ -198,44 +194,3 @@ def write_result(name: str, record: dict, path: str | None = None) -> Path:
     print(f"\nJSON written to {out}")
     return out
 
-
-# --- the training step shared by cache_speedup.py and padding.py -------------------------------
-
-def make_optimizer(model, lr: float, weight_decay: float = 0.01) -> torch.optim.Optimizer:
-    """AdamW as Trainer builds it: fused (its default `adamw_torch_fused`), no decay on bias/LayerNorm."""
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if param.requires_grad:
-            (no_decay if name.endswith("bias") or "LayerNorm" in name else decay).append(param)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    try:
-        return torch.optim.AdamW(groups, lr=lr, fused=True)
-    except (RuntimeError, TypeError):  # no fused kernel for this device
-        return torch.optim.AdamW(groups, lr=lr)
-
-
-def pkd_step_loss(student, inputs: dict, labels: torch.Tensor, targets, *, alpha: float, beta: float,
-                  temperature: float, autocast) -> torch.Tensor:
-    """Student forward + PKD loss, as pkd.distill.DistillationTrainer.compute_loss computes it.
-
-    `targets()` returns the teacher's (logits [B, C], [CLS] [B, M-1, H]) on the student's device;
-    it is called after the student forward, where compute_loss reads the cache.
-    """
-    from pkd.losses import pkd_loss
-
-    with autocast():
-        out = student(**inputs, output_hidden_states=beta > 0)
-    logits_t, cls_t = targets()
-    cls_s = None
-    if beta > 0:  # student layers 1..M-1, [CLS] only
-        cls_s = torch.stack([h[:, 0] for h in out.hidden_states[1:-1]], dim=1).float()
-    loss, _ = pkd_loss(out.logits.float(), labels, alpha=alpha, beta=beta, temperature=temperature,
-                       logits_t=logits_t, cls_s=cls_s, cls_t=cls_t)
-    return loss
-
-
-def optimizer_step(student, optimizer, max_grad_norm: float = 1.0) -> None:
-    """What Trainer does after backward: clip the gradient norm (its default 1.0), step, zero."""
-    torch.nn.utils.clip_grad_norm_(student.parameters(), max_grad_norm)
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)

@@ -1,25 +1,31 @@
-"""Teacher cache at MNLI scale: today's format vs the streamed, union-layer, float16 one.
+"""Teacher cache at MNLI scale: a previous whole-file format vs the library's streamed, union-layer one.
 
 Builds and reads a cache of MNLI's shape (392,702 training rows, a 12-layer,
 768-wide teacher, 3 labels) with synthetic teacher outputs in place of a
 teacher forward, in both formats, each step in its own process so that its
 peak resident memory (ru_maxrss) is its own:
 
-- OLD (the code path before this change): every layer 1..12 in float32, the
+- OLD (a previous on-disk format, emulated here): every layer 1..12 in float32, the
   teacher pass collected in lists, concatenated, sorted by idx and written
   with safetensors' save_file; a distill process loads the whole file
   (load_file) and indexes it in memory.
-- NEW (pkd.teacher_cache): only the union of the layer maps that the
-  configured students read (default PKD-Skip and PKD-Last, depths 6 and 3:
-  layers 2, 4, 6, 7, 8, 9, 10, 11), float16, streamed batch by batch into a
-  preallocated file (CacheFileWriter, as build_cache does); the reader loads
-  the idx column and preads each batch's rows (TeacherCache.rows).
+- NEW (pkd.teacher_cache, as the pipeline runs it): build_teacher_cache
+  with the layers Params.patient_layers gives for the configured students
+  (default PKD-Skip and PKD-Last, depths 6 and 3: layers 2, 4, 6, 7, 8, 9,
+  10, 11) in params.yaml's cache dtype (float16), streamed batch by batch into
+  a preallocated file; the reader is load_cache (it checks the teacher's hash
+  and the data fingerprint, loads the idx column) and TeacherCache.rows, which
+  preads each batch's rows.
 
-The synthetic "teacher pass" yields batches of 64 rows in a random order
-(the cache pass visits examples length-sorted, not by idx); each row's states
-are row (idx mod 1024) of a fixed random block, so every lookup is checked.
-The reader looks up `--lookups` random batches of 32 idx (0: one full
-shuffled epoch) with the layers of a 6-layer PKD-Skip student.
+The teacher is synthetic in both: row idx's logits and layer states are row
+(idx mod 1024) of a fixed random block, so that every lookup can be checked.
+OLD's pass yields batches of 64 rows in a random order (the cache pass visits
+examples length-sorted, not by idx). NEW's build_teacher_cache runs a stand-in
+module with the teacher's interface over a dataset of one-token rows in the
+same random order, so its time is the library's own work (batching, pooling,
+writing, fingerprinting) without a teacher forward. The reader looks up
+`--lookups` random batches of 32 idx (0: one full shuffled epoch) with the
+layers of a 6-layer PKD-Skip student (Params.loss_config).
 
 The old format does not fit this machine at full size (its build holds
 about three copies of a 14.5 GB array), so it runs at `--old-fraction` of the
@@ -46,7 +52,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+ROOT = Path(__file__).resolve().parents[1]
 BLOCK = 1024  # distinct synthetic state rows
+TASK = "mnli"
 
 
 def rss_now_mb() -> float:
@@ -66,9 +74,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--layers", type=int, default=12, help="teacher depth N")
     p.add_argument("--hidden", type=int, default=768)
     p.add_argument("--labels", type=int, default=3)
-    p.add_argument("--depths", default="6,3", help="student depths whose layers the new cache stores")
-    p.add_argument("--strategies", default="skip,last", help="PKD layer maps whose layers the new cache stores")
-    p.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"], help="new format's states")
+    p.add_argument("--depths", default="6,3", help="student.depths whose layers the new cache stores [6,3]")
+    p.add_argument("--strategies", default="pkd_skip,pkd_last",
+                   help="student.strategies whose layers the new cache stores [pkd_skip,pkd_last]")
+    p.add_argument("--params", default=str(ROOT / "params.yaml"),
+                   help="the other settings: alpha/beta of each strategy, cache_dtype [params.yaml]")
+    p.add_argument("--dtype", default=None, choices=["float16", "bfloat16", "float32"],
+                   help="new format's states [--params' teacher.cache_dtype]")
     p.add_argument("--build-batch", type=int, default=64, help="rows per teacher-pass batch")
     p.add_argument("--lookup-batch", type=int, default=32)
     p.add_argument("--lookups", type=int, default=0, help="reader batches (0: one full shuffled epoch)")
@@ -87,22 +99,96 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 # ---- the roles, each run in its own process -------------------------------------------------
 
-def _synthetic_pass(n: int, layers: list[int], args):
-    """(idx, logits, states of `layers`) batches in a random order, like the cache pass."""
+def _synthetic(n: int, args):
+    """The synthetic teacher's state and logit blocks, and the order its pass visits the n rows."""
     import torch
 
     g = torch.Generator().manual_seed(args.seed)
     block = torch.randn(BLOCK, args.layers, args.hidden, generator=g)
     logits_block = torch.randn(BLOCK, args.labels, generator=g)
-    order = torch.randperm(n, generator=g)
+    return block, logits_block, torch.randperm(n, generator=g)
+
+
+def _synthetic_pass(n: int, layers: list[int], args):
+    """(idx, logits, states of `layers`) batches in a random order, like the cache pass."""
+    import torch
+
+    block, logits_block, order = _synthetic(n, args)
     columns = torch.tensor([layer - 1 for layer in layers])
     for start in range(0, n, args.build_batch):
         idx = order[start : start + args.build_batch]
         yield idx, logits_block[idx % BLOCK], block[idx % BLOCK][:, columns]
 
 
+def _params(args):
+    """--params with student.depths and student.strategies (and --dtype) from the flags."""
+    from pkd.config import load_params
+
+    params = load_params(args.params)
+    student = params.student.model_copy(update={"depths": [int(d) for d in args.depths.split(",")],
+                                                "strategies": args.strategies.split(",")})
+    teacher = params.teacher.model_copy(update={"cache_dtype": args.dtype or params.teacher.cache_dtype})
+    return params.model_copy(update={"student": student, "teacher": teacher})
+
+
+def _student_layers(args) -> list[int]:
+    """The teacher layers a PKD-Skip student of the first of --depths reads, as the distill stage plans it."""
+    return _params(args).loss_config("pkd_skip", TASK, int(args.depths.split(",")[0]), args.layers).patient_layers
+
+
+def _synthetic_teacher(args):
+    """A module with the teacher's interface whose outputs for a row are its rows of the blocks.
+
+    Its input_ids are one token, the example's idx; its hidden states are one
+    token long, so that either pooling gives back the block row.
+    """
+    from types import SimpleNamespace
+
+    import torch
+    from transformers import BertConfig
+
+    class SyntheticTeacher(torch.nn.Module):
+        def __init__(self, block, logits_block):
+            super().__init__()
+            self.config = BertConfig(hidden_size=args.hidden, num_hidden_layers=args.layers, num_labels=args.labels,
+                                     num_attention_heads=1)
+            self.block = torch.nn.Parameter(block, requires_grad=False)
+            self.logits_block = torch.nn.Parameter(logits_block, requires_grad=False)
+
+        def forward(self, input_ids, attention_mask=None, output_hidden_states=False, **kwargs):
+            rows = input_ids[:, 0] % BLOCK
+            states = self.block[rows].unsqueeze(2)  # [B, N, 1 token, H]
+            hidden = (torch.zeros_like(states[:, 0]), *states.unbind(1)) if output_hidden_states else None
+            return SimpleNamespace(logits=self.logits_block[rows], hidden_states=hidden)
+
+        def save_pretrained(self, path: Path) -> None:
+            from safetensors.torch import save_file
+
+            path.mkdir(parents=True, exist_ok=True)
+            save_file(self.state_dict(), str(path / "model.safetensors"))
+
+    block, logits_block, _ = _synthetic(0, args)
+    return SyntheticTeacher(block, logits_block)
+
+
+def _synthetic_rows(n: int, args):
+    """The training split the synthetic teacher runs over: one-token rows (the idx), in the pass's order."""
+    import numpy as np
+    import pyarrow as pa
+    from datasets import Dataset
+
+    order = _synthetic(n, args)[2].numpy().astype(np.int64)
+    offsets = pa.array(np.arange(n + 1, dtype=np.int32))
+    return Dataset(pa.table({
+        "idx": order,
+        "input_ids": pa.ListArray.from_arrays(offsets, pa.array(order)),
+        "attention_mask": pa.ListArray.from_arrays(offsets, pa.array(np.ones(n, dtype=np.int64))),
+        "length": np.ones(n, dtype=np.int64),
+    }))
+
+
 def build_old(args, n: int, path: Path) -> dict:
-    """Today's code path: lists, torch.cat, sort by idx, save_file; all layers, float32."""
+    """The previous format's writer: lists, torch.cat, sort by idx, save_file; all layers, float32."""
     import torch
     from safetensors.torch import save_file
 
@@ -125,23 +211,28 @@ def build_old(args, n: int, path: Path) -> dict:
 
 
 def build_new(args, n: int, path: Path) -> dict:
-    import torch
+    """The teacher_cache stage's writer: build_teacher_cache over the training split."""
+    import dataclasses
 
-    from pkd.layers import layer_union
-    from pkd.teacher_cache import CACHE_DTYPES, CacheFileWriter
+    from transformers import default_data_collator
 
-    layers = layer_union(args.strategies.split(","), args.layers, [int(d) for d in args.depths.split(",")])
+    from pkd.data import get_task
+    from pkd.teacher_cache import build_teacher_cache
+
+    params = _params(args)
+    layers = params.patient_layers(args.layers)
+    rows = _synthetic_rows(n, args)
+    teacher = _synthetic_teacher(args)
     base = rss_now_mb()
     start = time.perf_counter()
-    path.mkdir(parents=True, exist_ok=True)
-    writer = CacheFileWriter(path / "train.safetensors", torch.arange(n), args.labels, args.hidden, len(layers),
-                             CACHE_DTYPES[args.dtype])
-    for batch in _synthetic_pass(n, layers, args):
-        writer.write(*batch)
-    writer.close()
-    (path / "layers.json").write_text(json.dumps(layers))
+    teacher.save_pretrained(path / "teacher")
+    # The training split alone: the stage also caches the dev splits, a small fraction at MNLI's size.
+    task = dataclasses.replace(get_task(TASK), dev_splits=())
+    build_teacher_cache(teacher, task, {"train": rows}, default_data_collator, path / "cache",
+                        teacher_dir=path / "teacher", layers=layers, dtype=params.teacher.cache_dtype,
+                        batch_size=args.build_batch)
     return {"seconds": time.perf_counter() - start, "base_rss_mb": base, "peak_rss_mb": peak_rss_mb(),
-            "file_bytes": (path / "train.safetensors").stat().st_size, "stored_layers": layers}
+            "file_bytes": (path / "cache" / "train.safetensors").stat().st_size, "stored_layers": layers}
 
 
 def _lookup_batches(n: int, args):
@@ -154,55 +245,46 @@ def _lookup_batches(n: int, args):
 
 
 def _read(cache, n: int, args, student_layers: list[int]) -> dict:
-    import torch
-
-    g = torch.Generator().manual_seed(args.seed)
-    block = torch.randn(BLOCK, args.layers, args.hidden, generator=g)
+    block = _synthetic(0, args)[0]
     batches = _lookup_batches(n, args)
     times = []
     for k, idx in enumerate(batches):
         t0 = time.perf_counter()
-        _, cls = cache.rows(idx, student_layers)
+        _, states = cache.rows(idx, student_layers)
         times.append(time.perf_counter() - t0)
         if k % 97 == 0:  # the rows are the right ones (float16 rounding aside)
             want = block[idx % BLOCK][:, [layer - 1 for layer in student_layers]]
-            assert (cls - want).abs().max() < 1e-2, "wrong rows"
+            assert (states - want).abs().max() < 1e-2, "wrong rows"
     times.sort()
     return {"batches": len(batches), "lookup_ms_median": 1000 * times[len(times) // 2],
             "lookup_ms_p90": 1000 * times[int(len(times) * 0.9)], "lookup_ms_mean": 1000 * sum(times) / len(times)}
 
 
 def read_old(args, n: int, path: Path) -> dict:
-    """Today's reader: load_file of the whole split, rows gathered in memory."""
+    """The previous reader: load_file of the whole split, rows gathered in memory."""
     from safetensors.torch import load_file
 
-    from pkd.layers import layer_map
     from pkd.teacher_cache import TeacherCache
 
     base = rss_now_mb()
     t0 = time.perf_counter()
     tensors = load_file(str(path / "train.safetensors"))
-    cache = TeacherCache(idx=tensors["idx"], logits=tensors["logits"], cls=tensors["cls"], manifest={})
+    cache = TeacherCache(idx=tensors["idx"], logits=tensors["logits"], states=tensors["cls"], manifest={})
     opened = time.perf_counter() - t0
-    depth = int(args.depths.split(",")[0])
-    result = _read(cache, n, args, layer_map("skip", args.layers, depth))
+    result = _read(cache, n, args, _student_layers(args))
     return {**result, "open_seconds": opened, "base_rss_mb": base, "peak_rss_mb": peak_rss_mb()}
 
 
 def read_new(args, n: int, path: Path) -> dict:
-    """The distill reader: idx column loaded, rows pread per batch (as load_cache opens it)."""
-    from pkd.layers import layer_map
-    from pkd.teacher_cache import TeacherCache, open_cache_file
+    """The distill stage's reader: load_cache, then TeacherCache.rows per batch."""
+    from pkd.teacher_cache import load_cache
 
+    rows = _synthetic_rows(n, args)
     base = rss_now_mb()
     t0 = time.perf_counter()
-    tensors = open_cache_file(path / "train.safetensors")
-    layers = json.loads((path / "layers.json").read_text())
-    cache = TeacherCache(idx=tensors["idx"][:], logits=tensors["logits"], cls=tensors["cls"],
-                         manifest={"layers": args.layers}, stored_layers=layers)
+    cache = load_cache(path / "cache", "train", dataset=rows, teacher_dir=path / "teacher")
     opened = time.perf_counter() - t0
-    depth = int(args.depths.split(",")[0])
-    result = _read(cache, n, args, layer_map("skip", args.layers, depth))
+    result = _read(cache, n, args, _student_layers(args))
     return {**result, "open_seconds": opened, "base_rss_mb": base, "peak_rss_mb": peak_rss_mb()}
 
 
@@ -211,7 +293,7 @@ ROLES = {"build-old": build_old, "build-new": build_new, "read-old": read_old, "
 
 def run_role(role: str, n: int, path: Path, argv: list[str]) -> dict:
     cmd = [sys.executable, __file__, *argv, "--role", role, "--path", str(path), "--rows", str(n)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"{role} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -231,13 +313,12 @@ def main() -> None:
 
     from _common import hardware, print_banner, print_table, write_result
 
-    from pkd.layers import layer_union
-
-    layers = layer_union(args.strategies.split(","), args.layers, [int(d) for d in args.depths.split(",")])
+    params = _params(args)
+    layers, dtype = params.patient_layers(args.layers), params.teacher.cache_dtype
     n_old = max(1, int(args.rows * args.old_fraction))
     scale = args.rows / n_old
     sizes = {"rows": args.rows, "teacher_layers": args.layers, "hidden": args.hidden, "labels": args.labels,
-             "new_layers": layers, "new_dtype": args.dtype, "old_rows": n_old, "old_fraction": args.old_fraction,
+             "new_layers": layers, "new_dtype": dtype, "old_rows": n_old, "old_fraction": args.old_fraction,
              "lookup_batch": args.lookup_batch, "lookups": args.lookups or "one epoch"}
     hw = hardware()
     print_banner("cache_scale", hw, sizes)
@@ -245,7 +326,7 @@ def main() -> None:
     print(f"files    : {root} (deleted at the end); free disk {shutil.disk_usage(root).free / 1e9:.1f} GB", flush=True)
     # Flags the roles need; --rows and --path are set per role.
     passed = ["--layers", str(args.layers), "--hidden", str(args.hidden), "--labels", str(args.labels),
-              "--depths", args.depths, "--strategies", args.strategies, "--dtype", args.dtype,
+              "--depths", args.depths, "--strategies", args.strategies, "--params", args.params, "--dtype", dtype,
               "--build-batch", str(args.build_batch), "--lookup-batch", str(args.lookup_batch),
               "--lookups", str(args.lookups), "--seed", str(args.seed)]
     try:
@@ -295,7 +376,7 @@ def main() -> None:
     ]
     print(f"\nbaselines: process RSS after imports: build {new_build['base_rss_mb']:.0f} MiB, "
           f"reader {new_read['base_rss_mb']:.0f} MiB (old: {old_build['base_rss_mb']:.0f} / {old_read['base_rss_mb']:.0f})")
-    print_table(["", "OLD (12 layers fp32, whole)", f"NEW ({len(layers)} layers {args.dtype}, streamed)", "OLD/NEW", "note"],
+    print_table(["", "OLD (12 layers fp32, whole)", f"NEW ({len(layers)} layers {dtype}, streamed)", "OLD/NEW", "note"],
                 [[r[0], r[1], r[2], r[3], r[4]] for r in rows],
                 title=f"MNLI-shaped teacher cache, {args.rows:,} rows; OLD measured at {n_old:,} rows and scaled x{scale:.2f}")
     write_result("cache_scale", {"hardware": hw, "sizes": sizes, "old": old, "new": new,

@@ -8,11 +8,14 @@ stages, evaluate, timing and report. Checked: every stage ran, the cache
 manifest and the evaluation and timing records say bf16, and the cache holds
 only PKD-Skip's layers.
 
-Part 2, throughput: one distillation step (student forward, PKD loss against
-cached teacher rows, backward, AdamW) of a BERT-base-shaped student (hidden
-768, 12 heads, `--student-depth` layers, random weights: speed does not depend
-on them) at batch 32 and length 128, fp32 against bf16 autocast, interleaved,
-median examples/s over repeats.
+Part 2, throughput: the distill stage's step (DistillationTrainer.training_step:
+student forward, compute_loss against teacher rows that build_teacher_cache
+wrote, backward; then Trainer's clipping and AdamW step) for PKD-Skip with
+params.yaml's loss and pooling, of a student cut from a random BERT-base-shaped
+checkpoint (hidden 768, 12 heads, 12 layers; `--student-depth` layers; speed
+does not depend on the weights) at batch 32 and length 128, fp32 against bf16
+autocast (Trainer's own mixed precision), interleaved, median examples/s over
+repeats.
 
     python benchmarks/gpu_smoke.py                      # on a CUDA machine
     python benchmarks/gpu_smoke.py --allow-cpu --quick  # code-path check on a CPU (stages fall back to fp32)
@@ -37,7 +40,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ROOT, hardware, print_banner, print_table, stats, write_result
+from _common import ROOT, Timer, hardware, print_banner, print_table, stats, write_result
 
 COPIED = ["dvc.yaml", "params.yaml", "stages", "pkd", "presets", ".dvcignore"]
 
@@ -54,6 +57,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--allow-cpu", action="store_true", help="run without a GPU (a code-path check only)")
     p.add_argument("--quick", action="store_true", help="tiny sizes: 64 examples, 2 steps, 1 repeat, tiny BERT")
+    p.add_argument("--step-only", action="store_true", help="part 2 only (no `dvc repro`)")
     p.add_argument("--keep", default=None, help="keep the pipeline copy in this (new) directory")
     p.add_argument("--json", default=None)
     args = p.parse_args()
@@ -63,7 +67,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def run(cmd, cwd, env) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc.stdout + proc.stderr
@@ -115,70 +119,99 @@ def end_to_end(args, root: Path) -> dict:
     }
 
 
-def throughput(args, device) -> dict:
-    """Part 2: examples/s of one distillation step, fp32 vs mixed precision."""
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification
+def step_checkpoint(args, path: Path) -> tuple[str, int]:
+    """A random BERT on disk for part 2 (speed does not depend on the weights) and the student depth."""
+    from transformers import BertConfig, BertModel
 
-    from pkd.losses import pkd_loss
-    from pkd.precision import autocast
+    from pkd.models import load_tokenizer
+    from pkd.testing import DEFAULT_CHECKPOINT, save_tiny_bert
 
-    torch.manual_seed(0)
     if args.quick:
-        config = BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128)
-    else:  # BERT-base's shape, `--student-depth` layers
-        config = BertConfig(hidden_size=768, num_hidden_layers=args.student_depth, num_attention_heads=12,
-                            intermediate_size=3072, num_labels=3)
-    b, t, h = args.batch_size, args.seq_length, config.hidden_size
-    ids = torch.randint(1000, 20000, (b, t), device=device)
-    mask = torch.ones_like(ids)
-    labels = torch.randint(0, config.num_labels, (b,), device=device)
-    logits_t = torch.randn(b, config.num_labels, device=device)
-    cls_t = torch.randn(b, config.num_hidden_layers - 1, h, device=device)
-    models = {}
-    for name in ("fp32", args.precision):
-        torch.manual_seed(0)
-        model = BertForSequenceClassification(config).to(device).train()
-        models[name] = (model, torch.optim.AdamW(model.parameters(), lr=1e-5))
-    scaler = torch.amp.GradScaler(device.type, enabled=args.precision == "fp16")
+        return str(save_tiny_bert(path)), 2
+    tokenizer = load_tokenizer(DEFAULT_CHECKPOINT)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=768, num_hidden_layers=12,
+                        num_attention_heads=12, intermediate_size=3072)  # BERT-base's shape
+    BertModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path), args.student_depth
 
-    def step(name):
-        model, optimizer = models[name]
-        with autocast(name, device):
-            out = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
-            cls_s = torch.stack([out.hidden_states[j][:, 0] for j in range(1, config.num_hidden_layers)], 1)
-            loss, _ = pkd_loss(out.logits, labels, alpha=0.7, beta=100.0, temperature=10.0,
-                               logits_t=logits_t, cls_s=cls_s, cls_t=cls_t)
-        optimizer.zero_grad(set_to_none=True)
-        if name == "fp16":
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
 
-    def timed(name) -> float:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        for _ in range(args.steps):
-            step(name)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return args.steps * b / (time.perf_counter() - start)
+def throughput(args, device) -> dict:
+    """Part 2: examples/s of the distill stage's step, fp32 vs mixed precision."""
+    import torch
+    from _distill import TrainerSteps, distill_trainer, train_split_cache, training_rows
+    from datasets import Dataset
+    from transformers import DataCollatorWithPadding
 
-    for name in models:  # warm-up
-        for _ in range(3 if not args.quick else 1):
-            step(name)
-    samples = {name: [] for name in models}
-    for repeat in range(args.repeats):
-        for name in (list(models) if repeat % 2 == 0 else list(models)[::-1]):
-            samples[name].append(timed(name))
+    from pkd.config import load_params
+    from pkd.data import get_task
+    from pkd.models import build_student, build_teacher, load_tokenizer
+
+    params = load_params(ROOT / "params.yaml")
+    task = get_task("mnli")  # 3 labels
+    b, t = args.batch_size, args.seq_length
+    with tempfile.TemporaryDirectory(prefix="pkd-gpu-smoke-step-") as tmp:
+        tmp = Path(tmp)
+        checkpoint, depth = step_checkpoint(args, tmp / "bert")
+        g = torch.Generator().manual_seed(0)
+        rows = Dataset.from_dict({
+            "idx": list(range(b)),
+            "input_ids": torch.randint(1000, 20000, (b, t), generator=g).tolist(),
+            "token_type_ids": [[0] * t] * b,
+            "attention_mask": [[1] * t] * b,
+            "label": torch.randint(0, task.num_labels, (b,), generator=g).tolist(),
+            "length": [t] * b,
+        })
+        collator = DataCollatorWithPadding(load_tokenizer(checkpoint))
+        batch = collator(training_rows(rows))
+        teacher = build_teacher(checkpoint, task, seed=0, pooling=params.pooling).to(device).eval()
+        loss = params.loss_config("pkd_skip", task.name, depth, teacher.config.num_hidden_layers)
+        cache, _ = train_split_cache(teacher, task, rows, collator, tmp, layers=loss.patient_layers,
+                                     dtype=params.teacher.cache_dtype, batch_size=b, precision="fp32", device=device)
+        del teacher
+        steps = {}
+        for name in ("fp32", args.precision):  # each prepared before the next trainer exists (see TrainerSteps)
+            student = build_student(checkpoint, depth, task, seed=0, pooling=params.pooling)
+            trainer = distill_trainer(student, params, loss, cache, task=task, seed=0,
+                                      learning_rate=params.student_learning_rate("pkd_skip", task.name),
+                                      precision=name, device=device, output_dir=tmp / name)
+            steps[name] = TrainerSteps(trainer, seed=0)
+
+        def timed(name) -> float:
+            with Timer(device) as elapsed:
+                for _ in range(args.steps):
+                    steps[name].step(batch)
+            return args.steps * b / elapsed.seconds
+
+        for driver in steps.values():  # warm-up
+            for _ in range(3 if not args.quick else 1):
+                driver.step(batch)
+        samples = {name: [] for name in steps}
+        for repeat in range(args.repeats):
+            for name in (list(steps) if repeat % 2 == 0 else list(steps)[::-1]):
+                samples[name].append(timed(name))
+        shape = {"batch": b, "length": t, "hidden": student.config.hidden_size, "layers": depth,
+                 "teacher_layers": loss.patient_layers}
     result = {name: stats(values) for name, values in samples.items()}
     result["ratio"] = result[args.precision]["median"] / result["fp32"]["median"]
-    result["shape"] = {"batch": b, "length": t, "hidden": h, "layers": config.num_hidden_layers}
+    result["shape"] = shape
     return result
+
+
+def end_to_end_report(args) -> dict:
+    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="pkd-gpu-smoke-"))
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        e2e = end_to_end(args, root / "repo")
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    print(f"\nend to end: {e2e['seconds']:.0f} s, stages: {', '.join(e2e['stages'])}")
+    print(f"  cache: precision {e2e['cache_precision']}, dtype {e2e['cache_dtype']}, layers {e2e['cache_layers']}; "
+          f"evaluate: {e2e['eval_precision']}; timing: {e2e['timing_precision']}; "
+          f"fallback warnings: {e2e['fallback_warnings']}")
+    print(f"  PKD-Skip dev accuracy {e2e['dev_accuracy_pkd_skip']}; throughput speed-up vs teacher {e2e['timing_speedup_b32']}")
+    return e2e
 
 
 def main() -> None:
@@ -194,18 +227,9 @@ def main() -> None:
                                    "repeats": args.repeats, "quick": args.quick})
     if device.type == "cuda" and args.precision == "bf16" and not torch.cuda.is_bf16_supported():
         print("note: this GPU lacks bf16: the stages fall back to fp32 (see the fallback warnings)")
-    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="pkd-gpu-smoke-"))
-    root.mkdir(parents=True, exist_ok=True)
-    try:
-        e2e = end_to_end(args, root / "repo")
-    finally:
-        if not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
-    print(f"\nend to end: {e2e['seconds']:.0f} s, stages: {', '.join(e2e['stages'])}")
-    print(f"  cache: precision {e2e['cache_precision']}, dtype {e2e['cache_dtype']}, layers {e2e['cache_layers']}; "
-          f"evaluate: {e2e['eval_precision']}; timing: {e2e['timing_precision']}; "
-          f"fallback warnings: {e2e['fallback_warnings']}")
-    print(f"  PKD-Skip dev accuracy {e2e['dev_accuracy_pkd_skip']}; throughput speed-up vs teacher {e2e['timing_speedup_b32']}")
+    e2e = None
+    if not args.step_only:
+        e2e = end_to_end_report(args)
     tp = throughput(args, device)
     print_table(["distill step", "ex/s median", "min", "max"],
                 [[name, tp[name]["median"], tp[name]["min"], tp[name]["max"]] for name in ("fp32", args.precision)],

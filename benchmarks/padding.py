@@ -14,20 +14,23 @@ initial weights, the same seed and the same loss):
 Training set: a random subsample of SST-2 train (default 2000 examples, seed
 --seed) read from the GLUE TSV files through pkd.data.load_task(source="glue_dir").
 
-Loss: the pipeline's PKD loss (alpha 0.7, beta 100, T 10, PKD-Skip layers,
-L2-normalised [CLS], KD reduction "mean"), with the teacher's logits and
-[CLS] states read by example idx from a TeacherCache filled with RANDOM
-values (fixed seed): the loss and gathering cost exactly what the real cache
-costs, and no teacher has to be run for a speed benchmark. One step = student
-forward + loss + backward + gradient clipping + fused AdamW step (Trainer's
-defaults). Each timed repeat is one full epoch from the initial weights;
-schemes are interleaved in rotating order; medians over repeats.
+Step: the distill stage's own, for --strategy (default PKD-Skip, its loss from
+params.yaml via Params.loss_config, the student's pooling from params.yaml or
+--pooling): DistillationTrainer.training_step (forward, compute_loss reading
+the teacher's logits and layer states by example idx from a TeacherCache,
+backward), then Trainer's gradient clipping and AdamW step. The cache is
+written once, untimed, by build_teacher_cache from the default pre-trained
+checkpoint with a fresh head (not fine-tuned: speed does not depend on the
+weights' values) and opened by load_cache. Each timed repeat is one full epoch
+from the initial weights; schemes are interleaved in rotating order; medians
+over repeats.
 """
 from __future__ import annotations
 
 import argparse
-import contextlib
-import copy
+import dataclasses
+import tempfile
+from pathlib import Path
 
 import torch
 from _common import (
@@ -35,23 +38,19 @@ from _common import (
     add_common_args,
     hardware,
     load_sst2,
-    make_optimizer,
-    optimizer_step,
     padding_fraction,
-    pkd_step_loss,
     print_banner,
     print_table,
     setup_device,
     stats,
     write_result,
 )
-from transformers import AutoConfig, DataCollatorWithPadding
+from _distill import add_distill_args, batches_of, bench_params, distill_bench, training_rows
+from transformers import DataCollatorWithPadding
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from pkd.data import get_task
-from pkd.layers import layer_map
-from pkd.models import build_student, load_tokenizer, resolve_checkpoint
-from pkd.teacher_cache import MODEL_INPUTS, TeacherCache
+from pkd.models import load_tokenizer, model_pooling
 
 NAME = "padding"
 SCHEMES = ("grouped", "pad128", "random")
@@ -66,13 +65,13 @@ def parse_args(argv=None):
                    help="truncation length and the fixed padding length of pad128 [128]")
     p.add_argument("--schemes", default="grouped,pad128",
                    help=f"comma list from {','.join(SCHEMES)} [grouped,pad128]")
-    p.add_argument("--lr", type=float, default=5e-5, help="[5e-5]")
     p.add_argument("--warmup-steps", type=int, default=2, help="untimed steps per scheme first [2]")
     p.add_argument("--repeats", type=int, default=2,
                    help="timed epochs per scheme [2] (a pad-128 epoch of 2000 examples takes "
                         "~2 min on 2 CPU cores; use 5 on a GPU)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (GPU runs)")
     p.add_argument("--quick", action="store_true", help="smoke test: 128 examples, 1 warm-up step, 1 repeat")
+    add_distill_args(p)
     add_common_args(p)
     args = p.parse_args(argv)
     if args.quick:
@@ -94,84 +93,50 @@ def main(argv=None) -> None:
     train = load_sst2("train", args.train_samples, glue_dir=args.glue_dir, tokenizer=tokenizer,
                       max_seq_length=args.max_seq_length, seed=args.seed)
     n, bs = len(train), args.batch_size
+    params = bench_params(args)
+    precision = "bf16" if args.bf16 else "fp32"
     lengths = list(train["length"])
     hw = hardware(device)
     sizes = {"train_examples": n, "batch_size": bs, "student_depth": args.student_depth,
              "max_seq_length": args.max_seq_length, "schemes": ",".join(args.schemes),
-             "warmup_steps": args.warmup_steps, "repeats": args.repeats, "bf16": args.bf16,
+             "warmup_steps": args.warmup_steps, "repeats": args.repeats, "precision": precision,
+             "strategy": args.strategy, "pooling": params.pooling,
              "mean_length": round(sum(lengths) / n, 1), "max_length": max(lengths)}
     print_banner(NAME, hw, sizes)
 
-    columns = ("idx", "label", *MODEL_INPUTS)
-    rows = [{("labels" if k == "label" else k): r[k] for k in columns if k in r} for r in train]
+    rows = training_rows(train)
     dynamic = DataCollatorWithPadding(tokenizer)
     fixed = DataCollatorWithPadding(tokenizer, padding="max_length", max_length=args.max_seq_length)
     random_order = torch.randperm(n, generator=torch.Generator().manual_seed(args.seed)).tolist()
     grouped_order = list(LengthGroupedSampler(bs, lengths=lengths,
                                               generator=torch.Generator().manual_seed(args.seed)))
+    orders = {"grouped": (grouped_order, dynamic), "pad128": (random_order, fixed), "random": (random_order, dynamic)}
+    batches = {s: batches_of(rows, *orders[s], bs) for s in args.schemes}
 
-    def batches_of(order, collator):
-        return [collator([rows[i] for i in order[s : s + bs]]) for s in range(0, n, bs)]
+    with tempfile.TemporaryDirectory(prefix="pkd-bench-padding-") as tmp:
+        bench = distill_bench(args, params, task, train, dynamic, Path(tmp), depth=args.student_depth,
+                              precision=precision, device=device)
+        steps, loss, learning_rate = bench.steps, bench.loss, bench.learning_rate
+        student = steps.trainer.model
 
-    batches = {
-        "grouped": lambda: batches_of(grouped_order, dynamic),
-        "pad128": lambda: batches_of(random_order, fixed),
-        "random": lambda: batches_of(random_order, dynamic),
-    }
-    batches = {s: batches[s]() for s in args.schemes}
+        def epoch(scheme) -> float:
+            steps.reset()
+            with Timer(device) as t:
+                for batch in batches[scheme]:
+                    steps.step(batch)
+            return t.seconds
 
-    # Random "teacher" targets in a real TeacherCache, looked up by idx as the distill stage does.
-    config = AutoConfig.from_pretrained(resolve_checkpoint(args.checkpoint))
-    teacher_depth = config.num_hidden_layers
-    layers = layer_map("skip", teacher_depth, args.student_depth)
-    g = torch.Generator().manual_seed(args.seed)
-    idx_sorted = torch.as_tensor(sorted(train["idx"]), dtype=torch.long)
-    cache = TeacherCache(idx=idx_sorted, logits=torch.randn(n, task.num_labels, generator=g),
-                         cls=torch.randn(n, teacher_depth, config.hidden_size, generator=g),
-                         manifest={"random": True})
-    alpha, beta, temperature = 0.7, 100.0, 10.0
+        for scheme in args.schemes:  # warm-up (pad128's first batch has the longest shapes)
+            steps.reset()
+            for k in range(args.warmup_steps):
+                steps.step(batches[scheme][k % len(batches[scheme])])
 
-    torch.manual_seed(args.seed)
-    student = build_student(args.checkpoint, args.student_depth, task).to(device)
-    init_state = copy.deepcopy(student.state_dict())
-    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if args.bf16 else contextlib.nullcontext
-
-    def reset():
-        student.load_state_dict(init_state)
-        student.train()
-        torch.manual_seed(args.seed)
-        return make_optimizer(student, args.lr)
-
-    def targets(idx):
-        logits_t, cls_t = cache.rows(idx, layers)
-        return logits_t.to(device, non_blocking=True), cls_t.to(device, non_blocking=True)
-
-    def step(batch, optimizer):
-        inputs = {k: batch[k].to(device, non_blocking=True) for k in MODEL_INPUTS if k in batch}
-        labels = batch["labels"].to(device, non_blocking=True)
-        loss = pkd_step_loss(student, inputs, labels, lambda: targets(batch["idx"]), alpha=alpha, beta=beta,
-                             temperature=temperature, autocast=autocast)
-        loss.backward()
-        optimizer_step(student, optimizer)
-
-    def epoch(scheme) -> float:
-        optimizer = reset()
-        with Timer(device) as t:
-            for batch in batches[scheme]:
-                step(batch, optimizer)
-        return t.seconds
-
-    for scheme in args.schemes:  # warm-up (pad128's first batch has the longest shapes)
-        optimizer = reset()
-        for k in range(args.warmup_steps):
-            step(batches[scheme][k % len(batches[scheme])], optimizer)
-
-    seconds = {s: [] for s in args.schemes}
-    for r in range(args.repeats):
-        k = r % len(args.schemes)
-        for scheme in args.schemes[k:] + args.schemes[:k]:
-            seconds[scheme].append(epoch(scheme))
-            print(f"repeat {r + 1}/{args.repeats}: {scheme} epoch {seconds[scheme][-1]:.2f}s", flush=True)
+        seconds = {s: [] for s in args.schemes}
+        for r in range(args.repeats):
+            k = r % len(args.schemes)
+            for scheme in args.schemes[k:] + args.schemes[:k]:
+                seconds[scheme].append(epoch(scheme))
+                print(f"repeat {r + 1}/{args.repeats}: {scheme} epoch {seconds[scheme][-1]:.2f}s", flush=True)
 
     real_tokens = sum(lengths)
     results = {}
@@ -200,7 +165,7 @@ def main(argv=None) -> None:
         ["scheme", "examples/s", "min..max", "s/epoch", "tokens/epoch", "padding", "ratio vs pad"],
         table,
         title=f"Distillation epoch, {n} SST-2 train examples, batch {bs}, {args.student_depth}-layer student, "
-              f"PKD loss on random cached targets, device {device}",
+              f"{args.strategy} step (DistillationTrainer, cached teacher, pooling {model_pooling(student)}), device {device}",
     )
     if "grouped" in results:
         print(f"dynamic + length-grouped vs pad-to-{args.max_seq_length}: "
@@ -211,8 +176,9 @@ def main(argv=None) -> None:
     write_result(NAME, {
         "hardware": hw,
         "sizes": sizes,
-        "loss": {"alpha": alpha, "beta": beta, "temperature": temperature, "teacher_layers": layers,
-                 "teacher_targets": "random values in a TeacherCache, gathered by idx"},
+        "loss": dataclasses.asdict(loss),
+        "learning_rate": learning_rate,
+        "teacher_targets": "build_teacher_cache of the pre-trained checkpoint (fresh head), read by idx",
         "schemes": results,
         "sampler": "transformers.trainer_pt_utils.LengthGroupedSampler (Trainer's group_by_length)",
     }, args.json)
