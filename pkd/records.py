@@ -46,6 +46,23 @@ def evaluation_record(
     }
 
 
+def restore_from_exp_show(data: Any) -> Any:
+    """A record as `dvc exp show --json` gives it, made whole again: DVC's metrics
+    reader keeps only numbers, strings and objects, so it drops `metric_names` (a list)
+    and a teacher's `strategy` (null)."""
+    if not isinstance(data, dict):
+        return data
+    record = dict(data)
+    record.setdefault("strategy", None)
+    splits = record.get("splits")
+    if "metric_names" not in record and isinstance(splits, dict) and splits:
+        first = next(iter(splits.values()))
+        if isinstance(first, dict):
+            # The metric names are the keys of every split (besides the example count n).
+            record["metric_names"] = [k for k in first if k != "n"]
+    return record
+
+
 def read_evaluation(data: Any, path: str | Path) -> dict[str, Any]:
     """A record checked against its schema and its path (metrics/eval/<task>/<model>.json).
 

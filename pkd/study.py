@@ -28,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from pkd.io import write_json
+from pkd.records import restore_from_exp_show
 from pkd.report.load import eval_rows
 from pkd.report.tables import score_columns, task_order
 from pkd.stage import run_stage
@@ -96,7 +97,7 @@ def study_values(experiments: list[dict], setup: Setup, pkd: str = "pkd_skip", d
             parts = Path(path).parts
             if len(parts) < 4 or parts[-4:-2] != ("metrics", "eval") or not record:
                 continue
-            for row in eval_rows(_restore(record), Path(path), f"{exp['name']}:{path}"):
+            for row in eval_rows(restore_from_exp_show(record), Path(path), f"{exp['name']}:{path}"):
                 row.update(setup=which, run=exp["name"],
                            seed=row["seed"] if row["seed"] is not None else exp["params"].get("seed"))
                 records.append(row)
@@ -136,17 +137,6 @@ def study_values(experiments: list[dict], setup: Setup, pkd: str = "pkd_skip", d
             f"disagree; pass the experiments to use with --exp"
         )
     return values
-
-
-def _restore(record: dict) -> dict:
-    """An eval record as `dvc exp show --json` gives it, which drops lists and nulls, made whole again."""
-    record = dict(record)
-    record.setdefault("strategy", None)  # a teacher's null
-    splits = record.get("splits")
-    if "metric_names" not in record and isinstance(splits, dict) and splits:
-        # The metric names are the keys of every split (besides the example count n).
-        record["metric_names"] = [k for k in next(iter(splits.values())) if k != "n"]
-    return record
 
 
 def _row_key(row, pkd: str) -> str | None:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from pkd.errors import PKDError
 from pkd.io import write_json
-from pkd.records import parse_student_name, read_evaluation
+from pkd.records import parse_student_name, read_evaluation, restore_from_exp_show
 from pkd.stage import run_stage
 
 EVAL_FILE = re.compile(r"metrics/eval/(?P<task>[^/]+)/(?P<model>[^/]+)\.json$")
@@ -61,7 +61,7 @@ def candidate_rows(experiments: list[dict]) -> pd.DataFrame:
             student = parse_student_name(match["model"]) if match else None
             if not student or not record.get("splits"):
                 continue
-            record = read_evaluation(record, match[0])
+            record = read_evaluation(restore_from_exp_show(record), match[0])
             strategy, depth, seed = student
             dev_split = next(s for s in record["splits"] if s.startswith("dev"))  # MNLI: dev_matched
             knobs = params.get("strategies", {}).get(strategy, {})
