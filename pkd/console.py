@@ -1,6 +1,7 @@
 """The `pkd` command. Subcommands:
 
     pkd predict --model DIR|FILE.onnx --input FILE|- --output FILE|-
+    pkd repro --jobs N      `dvc repro` with up to N independent stages at a time
 
 Bad input (missing model, wrong fields on a line, empty input) ends with one
 line on stderr and exit status 2, as the pipeline's stages do.
@@ -8,6 +9,7 @@ line on stderr and exit status 2, as the pipeline's stages do.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -25,6 +27,15 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", default="-", help="output TSV, or - for stdout (default)")
     predict.add_argument("--task", default=None, help="task name, for models saved without one")
     predict.add_argument("--batch-size", type=int, default=32)
+    repro = sub.add_parser(
+        "repro", help="dvc repro, running up to --jobs independent stages at a time",
+        description="Brings the pipeline up to date like `dvc repro`, running independent stages "
+        "(students, evaluations) in parallel, each as `dvc repro -s` with a one-line start/finish "
+        "report and its output in runs/logs/<stage>.log.",
+    )
+    repro.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1,
+                       help="stages at a time (default: the number of cores); each gets cores/jobs "
+                       "threads unless OMP_NUM_THREADS is set")
     return parser
 
 
@@ -41,6 +52,10 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{n} predictions -> {args.output}", file=sys.stderr)
 
         run_stage(run)
+    elif args.command == "repro":
+        from pkd.parallel_repro import main as repro
+
+        run_stage(lambda: repro(args.jobs))
 
 
 if __name__ == "__main__":

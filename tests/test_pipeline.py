@@ -207,6 +207,20 @@ def test_adding_a_seed_trains_only_the_new_students(repo):
     assert "PKD-Skip − KD" in paired
 
 
+def test_parallel_repro_runs_what_changed_and_leaves_dvc_up_to_date(repo):
+    root, env, _ = repo
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["strategies"]["pkd_last"]["temperature"] = 3.0  # read by its students only, not by the cache
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    log = run(["pkd", "repro", "--jobs", "2"], root, env)
+    ran = set(re.findall(r"done +(\S+)", log))
+    assert ran == {*(f"{stage}@{TASK}-pkd_last-2-{seed}" for stage in ("distill", "export") for seed in (42, 7)),
+                   f"evaluate@{TASK}", "report"}, log
+    assert "timing" not in log  # unchanged, and a timing stage would have run alone
+    assert "up to date" in run(["dvc", "status"], root, env)
+    assert "pkd_last" in (root / "reports/report.md").read_text()
+
+
 def test_bad_params_stop_repro_with_the_key_named(repo):
     root, env, _ = repo
     params = yaml.safe_load((root / "params.yaml").read_text())
@@ -216,3 +230,6 @@ def test_bad_params_stop_repro_with_the_key_named(repo):
     assert proc.returncode != 0
     assert "strategies.pkd_skip.alpha" in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
+    proc = subprocess.run(["pkd", "repro", "-j", "2"], cwd=root, env=env, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "strategies.pkd_skip.alpha" in proc.stderr and "failed" in proc.stderr
