@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 from pkd.errors import PKDError
 
@@ -73,16 +74,47 @@ def run_parallel(jobs: int, root: Path = Path("."), poll_seconds: float = 0.5) -
         raise PKDError(f"--jobs must be at least 1, got {jobs}")
     graph, alone = stage_graph(root)
     pending = stages_to_run(graph, out_of_date(root))
-    order = list(graph)  # DVC's index order: stable, so runs are reproducible
     env = dict(os.environ)
     # One BLAS/OpenMP pool per core: N processes each with all cores' threads would oversubscribe.
     env.setdefault("OMP_NUM_THREADS", str(threads_per_job(jobs)))
     (root / LOG_DIR).mkdir(parents=True, exist_ok=True)
-    running: dict[str, tuple[subprocess.Popen, float]] = {}
-    finished: list[str] = []
-    failed: list[str] = []
     print(f"pkd repro: {len(pending)} of {len(graph)} stage(s) to run, {jobs} at a time, "
           f"{env['OMP_NUM_THREADS']} thread(s) each", flush=True)
+
+    def launch(name: str) -> subprocess.Popen:
+        print(f"  start  {name}", flush=True)
+        with open(root / _log(name), "w") as log:
+            return subprocess.Popen(["dvc", "--wait-for-lock", "repro", "--single-item", name],
+                                    cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def finished(name: str, returncode: int, minutes: float) -> None:
+        if returncode != 0:
+            print(f"  FAILED {name} (exit {returncode}); log: {_log(name)}", flush=True)
+            return
+        # Upstream re-ran but produced the same bytes: DVC skips the stage.
+        ran = f"Running stage '{name}'" in (root / _log(name)).read_text(errors="replace")
+        print(f"  {'done' if ran else 'same'}   {name} ({minutes:.1f} min)", flush=True)
+
+    done, failed = schedule(graph, alone, pending, jobs, launch, finished, poll_seconds)
+    if failed:
+        print(_tail(root / _log(failed[0])), file=sys.stderr)
+        raise PKDError(f"stage {failed[0]} failed (its log above, in full in {_log(failed[0])})")
+    return done
+
+
+def schedule(
+    graph: dict[str, set[str]], alone: set[str], pending: set[str], jobs: int,
+    launch: Callable[[str], Any], finished: Callable[[str, int, float], None], poll_seconds: float = 0.5,
+) -> tuple[list[str], list[str]]:
+    """Start each pending stage once none of its upstream stages is pending or running,
+    at most `jobs` at a time; a stage in `alone` runs with nothing beside it. `launch`
+    returns a handle with Popen's `poll()`. Returns (succeeded, failed) in finishing order;
+    after a failure nothing new starts."""
+    pending = set(pending)
+    order = list(graph)  # DVC's index order: stable, so runs are reproducible
+    running: dict[str, tuple[Any, float]] = {}
+    succeeded: list[str] = []
+    failed: list[str] = []
     while (pending and not failed) or running:
         blocked = pending | set(running)
         ready = [s for s in order if s in pending and not (graph[s] & blocked)]
@@ -93,30 +125,16 @@ def run_parallel(jobs: int, root: Path = Path("."), poll_seconds: float = 0.5) -
                 break
             name = ready.pop(0)
             pending.discard(name)
-            log = open(root / _log(name), "w")
-            proc = subprocess.Popen(["dvc", "--wait-for-lock", "repro", "--single-item", name],
-                                    cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
-            log.close()
-            running[name] = (proc, time.monotonic())
-            print(f"  start  {name}", flush=True)
+            running[name] = (launch(name), time.monotonic())
         time.sleep(poll_seconds)
         for name, (proc, started) in list(running.items()):
-            if proc.poll() is None:
+            returncode = proc.poll()
+            if returncode is None:
                 continue
             del running[name]
-            minutes = (time.monotonic() - started) / 60
-            if proc.returncode == 0:
-                finished.append(name)
-                # Upstream re-ran but produced the same bytes: DVC skips the stage.
-                ran = f"Running stage '{name}'" in (root / _log(name)).read_text(errors="replace")
-                print(f"  {'done' if ran else 'same'}   {name} ({minutes:.1f} min)", flush=True)
-            else:
-                failed.append(name)
-                print(f"  FAILED {name} (exit {proc.returncode}); log: {_log(name)}", flush=True)
-    if failed:
-        print(_tail(root / _log(failed[0])), file=sys.stderr)
-        raise PKDError(f"stage {failed[0]} failed (its log above, in full in {_log(failed[0])})")
-    return finished
+            (succeeded if returncode == 0 else failed).append(name)
+            finished(name, returncode, (time.monotonic() - started) / 60)
+    return succeeded, failed
 
 
 def _log(stage: str) -> Path:
