@@ -17,7 +17,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pkd.errors import PKDError
 
@@ -38,7 +39,7 @@ def stage_graph(root: Path = Path(".")) -> tuple[dict[str, set[str]], set[str]]:
 
 def out_of_date(root: Path = Path(".")) -> set[str]:
     """The stages `dvc status` reports as changed (deps, params, outs or command)."""
-    result = subprocess.run(["dvc", "status", "--json"], cwd=root, capture_output=True, text=True)
+    result = subprocess.run(["dvc", "status", "--json"], check=False, cwd=root, capture_output=True, text=True)
     if result.returncode != 0:
         raise PKDError(f"dvc status failed: {result.stderr.strip() or result.stdout.strip()}")
     return set(json.loads(result.stdout or "{}"))
