@@ -84,9 +84,13 @@ def run_parallel(jobs: int, root: Path = Path("."), poll_seconds: float = 0.5) -
 
     def launch(name: str) -> subprocess.Popen:
         print(f"  start  {name}", flush=True)
+        stage_env = env
+        if name in alone and "OMP_NUM_THREADS" not in os.environ:
+            # Alone on the machine: all cores, as under a serial `dvc repro`.
+            stage_env = {**env, "OMP_NUM_THREADS": str(threads_per_job(1))}
         with open(root / _log(name), "w") as log:
             return subprocess.Popen(["dvc", "--wait-for-lock", "repro", "--single-item", name],
-                                    cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+                                    cwd=root, env=stage_env, stdout=log, stderr=subprocess.STDOUT)
 
     def finished(name: str, returncode: int, minutes: float) -> None:
         if returncode != 0:
