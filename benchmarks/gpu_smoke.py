@@ -88,7 +88,8 @@ def end_to_end(args, root: Path) -> dict:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["precision"] = args.precision
     params["pooling"] = "mean" if "minilm" in checkpoint else "cls"
-    params["data"].update(tasks=["builtin_pair"], builtin_train_size=args.train_size, builtin_dev_size=64)
+    params["data"].update(tasks=["builtin_pair"], builtin_train_size=args.train_size, builtin_dev_size=64,
+                          inputs={"builtin_pair": "pkd/data/builtin.py"})
     params["teacher"].update(checkpoint=checkpoint, epochs=1, train_eval_samples=32)
     depth = 2 if args.quick else args.student_depth
     params["student"].update(depths=[depth], strategies=["kd", "pkd_skip"], epochs=1, train_eval_samples=32)

@@ -46,7 +46,8 @@ def tiny_params(checkpoint: Path, args) -> dict:
     """tests/test_pipeline.py's tiny_params, sizes from flags."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"].update(tasks=[args.task], builtin_train_size=args.train_size,
-                          builtin_dev_size=args.dev_size, max_seq_length=48)
+                          builtin_dev_size=args.dev_size, max_seq_length=48,
+                          inputs={args.task: "pkd/data/builtin.py"})
     params["teacher"].update(checkpoint=str(checkpoint), epochs=1, batch_size=16, train_eval_samples=16)
     params["student"].update(depths=[2], epochs=1, batch_size=16, train_eval_samples=16)
     if args.strategies:

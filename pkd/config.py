@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from pkd import strategies as registry
-from pkd.data.sources import SOURCES, needed_sources
+from pkd.data.custom import CustomTaskSpec
+from pkd.data.sources import SOURCES, needed_sources, task_input
 from pkd.data.tasks import TASKS, get_task
 from pkd.errors import ConfigError
 
@@ -70,10 +72,22 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
 
 
+def _known_tasks(info: ValidationInfo) -> tuple[str, ...]:
+    """The task names a params file may use: pkd's own and its data.custom_tasks (parse_params
+    passes them as the validation context)."""
+    return (info.context or {}).get("tasks", tuple(TASKS))
+
+
 class DataParams(_Section):
-    source: str  # a name in pkd.data.sources.SOURCES
+    source: str  # a name in pkd.data.sources.SOURCES: where GLUE and built-in tasks come from
     glue_dir: str | None = None
     tasks: list[str] = Field(min_length=1)
+    # The user's own tasks, by name (pkd/data/custom.py); each carries its own files or dataset.
+    custom_tasks: dict[str, CustomTaskSpec] = Field(default_factory=dict)
+    # What each task's data is read from, the path dvc.yaml's prepare@<task> depends on, so that
+    # an edited row re-runs prepare. Derived from the keys above (task_inputs); dvc.yaml cannot
+    # compute it, so params.yaml spells it and a stale value is refused with the right one.
+    inputs: dict[str, str] | None = None
     max_seq_length: int = Field(gt=0, le=512)
     max_train_samples: int | None = Field(default=None, gt=0)
     max_eval_samples: int | None = Field(default=None, gt=0)
@@ -87,31 +101,58 @@ class DataParams(_Section):
             raise ValueError(f"unknown source '{source}'; allowed: {', '.join(SOURCES)}")
         return source
 
-    @field_validator("tasks")
+    @field_validator("custom_tasks")
     @classmethod
-    def _known_tasks(cls, tasks: list[str]) -> list[str]:
-        for task in tasks:
-            if task not in TASKS:
-                raise ValueError(f"unknown task '{task}'; allowed: {', '.join(TASKS)}")
-        if len(set(tasks)) != len(tasks):
-            raise ValueError("tasks must not repeat")
-        return tasks
+    def _new_names(cls, custom: dict[str, CustomTaskSpec]) -> dict[str, CustomTaskSpec]:
+        for name in custom:
+            if name in TASKS:
+                raise ValueError(f"task '{name}' is one of pkd's own tasks; give yours another name")
+            if not name.isidentifier():
+                raise ValueError(f"task name '{name}' must be an identifier (letters, digits, _)")
+        return custom
 
     @model_validator(mode="after")
-    def _source_matches_tasks(self) -> "DataParams":
+    def _tasks_and_sources(self) -> "DataParams":
+        if len(set(self.tasks)) != len(self.tasks):
+            raise ValueError("tasks: tasks must not repeat")
         for task in self.tasks:
+            if task in self.custom_tasks:
+                continue
+            if task not in TASKS:
+                known = list(TASKS) + list(self.custom_tasks)
+                raise ValueError(f"tasks: unknown task '{task}'; allowed: {', '.join(known)} "
+                                 f"(or define it under data.custom_tasks)")
             info = get_task(task)
             if info.source_kind != SOURCES[self.source].task_kind:
                 raise ValueError(
                     f"tasks: task '{task}' cannot be read from source '{self.source}' "
                     f"({needed_sources(info)})"
                 )
-        if self.source == "glue_dir":
+        if self.source == "glue_dir" and any(t not in self.custom_tasks for t in self.tasks):
             if not self.glue_dir:
                 raise ValueError("glue_dir: required when source is glue_dir")
             if not Path(self.glue_dir).is_dir():
                 raise ValueError(f"glue_dir: directory '{self.glue_dir}' does not exist")
+        for task in self.tasks:
+            spec = self.custom_tasks.get(task)
+            for split, path in (spec.splits.items() if spec and spec.dataset is None else ()):
+                if not Path(path).is_file():
+                    raise ValueError(f"custom_tasks: {task}.{split}: file '{path}' does not exist")
+        expected = task_inputs(self)
+        if self.inputs is not None and self.inputs != expected:
+            shown = "{" + ", ".join(f"{k}: {v}" for k, v in expected.items()) + "}"
+            raise ValueError(f"inputs: must be {shown} for these tasks and sources (the paths "
+                             f"prepare reads, which DVC hashes); `pkd-preset --sync` writes it")
         return self
+
+    def custom_task(self, task: str) -> CustomTaskSpec | None:
+        return self.custom_tasks.get(task)
+
+
+def task_inputs(data) -> dict[str, str]:
+    """data.inputs for a `data` section: {task: the file or folder its prepare stage reads}."""
+    return {task: task_input(task, data.source, data.glue_dir, data.custom_tasks.get(task))
+            for task in data.tasks}
 
 
 class TaskOverride(_Section):
@@ -136,10 +177,11 @@ class TrainParams(_Section):
 
     @field_validator("per_task")
     @classmethod
-    def _known_override_tasks(cls, per_task: dict[str, TaskOverride]) -> dict[str, TaskOverride]:
+    def _known_override_tasks(cls, per_task: dict[str, TaskOverride], info: ValidationInfo) -> dict[str, TaskOverride]:
+        known = _known_tasks(info)
         for task in per_task:
-            if task not in TASKS:
-                raise ValueError(f"unknown task '{task}'; allowed: {', '.join(TASKS)}")
+            if task not in known:
+                raise ValueError(f"unknown task '{task}'; allowed: {', '.join(known)}")
         return per_task
 
     def for_task(self, task: str):
@@ -151,6 +193,9 @@ class TrainParams(_Section):
 
 class TeacherParams(TrainParams):
     checkpoint: str = Field(min_length=1)
+    # The checkpoint is a classifier already fine-tuned on the task: it is used as is, with no
+    # teacher training (its labels are checked against the task's; pkd.models.load_fine_tuned).
+    fine_tuned: bool = False
     cache_dtype: Literal[CACHE_DTYPES] = "float16"
     cache_batch_size: int = Field(default=64, gt=0)
 
@@ -186,14 +231,15 @@ class StudentParams(TrainParams):
 
     @field_validator("normalize_patience_overrides")
     @classmethod
-    def _known_override_keys(cls, overrides: dict[str, bool]) -> dict[str, bool]:
+    def _known_override_keys(cls, overrides: dict[str, bool], info: ValidationInfo) -> dict[str, bool]:
+        known = _known_tasks(info)
         for key in overrides:
             task, _, depth = key.rpartition("-")
-            if key in TASKS:
+            if key in known:
                 continue
-            if task not in TASKS or not depth.isdigit():
+            if task not in known or not depth.isdigit():
                 raise ValueError(
-                    f"unknown task '{key}'; keys are <task> or <task>-<depth>, tasks: {', '.join(TASKS)}"
+                    f"unknown task '{key}'; keys are <task> or <task>-<depth>, tasks: {', '.join(known)}"
                 )
             if int(depth) < 1:
                 raise ValueError(f"key '{key}': student depth must be >= 1")
@@ -309,6 +355,9 @@ class Params(_Section):
                 raise ValueError(f"strategies.{name}.alpha: {strategy.label} has no soft-label loss, so alpha must be 0")
             if not strategy.patient and knobs.beta != 0:
                 raise ValueError(f"strategies.{name}.beta: {strategy.label} has no patient loss, so beta must be 0")
+        if self.teacher.fine_tuned and len(self.data.tasks) != 1:
+            raise ValueError(f"teacher.fine_tuned: a fine-tuned teacher is the classifier of one task; "
+                             f"data.tasks lists {len(self.data.tasks)}")
         if self.student.init == "finetuned" and self.student.init_checkpoint is not None:
             raise ValueError(
                 "student.init_checkpoint: must be null when student.init is finetuned "
@@ -368,8 +417,10 @@ def _format_error(err: ValidationError) -> str:
 
 
 def parse_params(raw: dict) -> Params:
+    custom = ((raw.get("data") or {}).get("custom_tasks") or {}) if isinstance(raw, dict) else {}
+    tasks = tuple(TASKS) + tuple(custom if isinstance(custom, dict) else ())
     try:
-        return Params.model_validate(raw)
+        return Params.model_validate(raw, context={"tasks": tasks})
     except ValidationError as err:
         raise ConfigError(_format_error(err)) from None
 

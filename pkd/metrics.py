@@ -1,4 +1,5 @@
-"""GLUE metrics: the paper's accuracy, F1/accuracy (MRPC, QQP), and the rest of GLUE.
+"""GLUE metrics: the paper's accuracy, F1/accuracy (MRPC, QQP), the rest of GLUE, and macro-F1
+(custom tasks, pkd.data.custom).
 
 All results are plain Python floats so they can go straight into JSON; a metric
 that is undefined for the given predictions (a correlation with constant
@@ -30,6 +31,13 @@ def _f1(pred: np.ndarray, gold: np.ndarray) -> float:
     return float(f1_score(gold, pred, average="binary", pos_label=1, zero_division=0))
 
 
+def _macro_f1(pred: np.ndarray, gold: np.ndarray) -> float:
+    # The unweighted mean of the per-class F1 over the classes present in gold or predictions.
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(gold, pred, average="macro", zero_division=0))
+
+
 def _matthews(pred: np.ndarray, gold: np.ndarray) -> float:
     from sklearn.metrics import matthews_corrcoef
 
@@ -59,6 +67,7 @@ def _spearman(pred: np.ndarray, gold: np.ndarray) -> float:
 METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "accuracy": _accuracy,
     "f1": _f1,
+    "macro_f1": _macro_f1,
     "matthews_corrcoef": _matthews,
     "pearson": _pearson,
     "spearmanr": _spearman,

@@ -1,7 +1,10 @@
 """`pkd-preset NAME`: overlay presets/NAME.yaml onto params.yaml, keeping its comments.
 
 The result stays one plain params.yaml, so `dvc params diff` shows exactly the
-keys a preset changes, and it is validated before it is written.
+keys a preset changes, and it is validated before it is written. The keys that
+dvc.yaml needs spelled out but that follow from others (data.inputs, the
+per-stage strategy lists) are rewritten with it; `pkd-preset --sync` rewrites
+only them, after a hand edit of data.tasks, data.glue_dir or data.custom_tasks.
 """
 from __future__ import annotations
 
@@ -10,9 +13,9 @@ import io
 from pathlib import Path
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedSeq
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from pkd.config import ConfigError, parse_params, split_strategies
+from pkd.config import ConfigError, DataParams, parse_params, split_strategies, task_inputs
 from pkd.stage import run_stage
 
 PRESETS_DIR = Path("presets")
@@ -40,40 +43,68 @@ def _yaml() -> YAML:
     return yaml
 
 
-def apply_preset(name: str, params_path: Path = Path("params.yaml"), presets_dir: Path = PRESETS_DIR,
+def derived_keys(raw: dict) -> dict:
+    """The values of the keys that follow from the others, as a changes mapping for `overlay`."""
+    student = raw.get("student", {})
+    data = {k: v for k, v in raw.get("data", {}).items() if k != "inputs"}
+    try:
+        inputs = task_inputs(DataParams.model_validate(data))
+    except ValueError:
+        inputs = None  # the validation of the whole file names the bad key
+    return {"data": {"inputs": inputs},
+            "student": split_strategies(list(student.get("strategies", [])), student.get("init", "pretrained"))}
+
+
+def apply_preset(name: str | None, params_path: Path = Path("params.yaml"), presets_dir: Path = PRESETS_DIR,
                  glue_dir: str | None = None) -> str:
-    preset_path = presets_dir / f"{name}.yaml"
-    if not preset_path.is_file():
-        available = ", ".join(sorted(p.stem for p in presets_dir.glob("*.yaml"))) or "none"
-        raise ConfigError(f"{preset_path}: no such preset; available: {available}")
+    """Overlay presets/<name>.yaml (None: no preset, only the derived keys) and write params.yaml."""
+    changes = {}
+    if name is not None:
+        preset_path = presets_dir / f"{name}.yaml"
+        if not preset_path.is_file():
+            available = ", ".join(sorted(p.stem for p in presets_dir.glob("*.yaml"))) or "none"
+            raise ConfigError(f"{preset_path}: no such preset; available: {available}")
+        changes = YAML(typ="safe").load(preset_path.read_text())
     yaml = _yaml()
     params = yaml.load(params_path.read_text())
-    changes = YAML(typ="safe").load(preset_path.read_text())
     if glue_dir is not None:
         changes.setdefault("data", {})["glue_dir"] = str(glue_dir)
-    student = changes.get("student", {})
-    if "strategies" in student or "init" in student:  # keep dvc.yaml's per-stage lists in step
-        merged = {**params.get("student", {}), **student}
-        student.update(split_strategies(list(merged["strategies"]), merged.get("init", "pretrained")))
     overlay(params, changes)
-    buffer = io.StringIO()
-    yaml.dump(params, buffer)
-    text = buffer.getvalue()
+    # Plain Python values of the merged file, from which the derived keys follow.
+    derived = derived_keys(YAML(typ="safe").load(_dump(yaml, params)))
+    inputs = derived["data"].pop("inputs")
+    if inputs is not None:
+        inputs = CommentedMap(inputs)  # replaced whole, not merged: its keys are the tasks
+        inputs.fa.set_flow_style()
+        params["data"]["inputs"] = inputs
+    overlay(params, derived)
+    text = _dump(yaml, params)
     parse_params(YAML(typ="safe").load(text))  # never write an invalid params.yaml
     params_path.write_text(text)
     return text
 
 
+def _dump(yaml: YAML, params) -> str:
+    buffer = io.StringIO()
+    yaml.dump(params, buffer)
+    return buffer.getvalue()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("name", help="preset name: a file presets/<name>.yaml")
+    parser.add_argument("name", nargs="?", help="preset name: a file presets/<name>.yaml")
+    parser.add_argument("--sync", action="store_true",
+                        help="no preset: only rewrite the derived keys (data.inputs, the per-stage strategy lists)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--glue-dir", help="root of a classic GLUE download (sets data.glue_dir)")
     args = parser.parse_args(argv)
+    if (args.name is None) != args.sync:
+        parser.error("give a preset name, or --sync")
 
     def apply() -> None:
         apply_preset(args.name, args.params, glue_dir=args.glue_dir)
-        print(f"applied preset '{args.name}' to {args.params}; see `dvc params diff`")
+        done = f"applied preset '{args.name}' to" if args.name else "rewrote the derived keys of"
+        print(f"{done} {args.params}; see `dvc params diff`")
 
     run_stage(apply)  # a PKDError: one line, exit 2
 

@@ -45,6 +45,14 @@ def run_cmd(cmd, cwd, env=None, timeout=900):
     return proc.stdout + proc.stderr
 
 
+def with_inputs(params: dict) -> dict:
+    """Set data.inputs (which dvc.yaml's prepare stages depend on) for the tasks a test chose."""
+    from pkd.presets import derived_keys
+
+    params["data"]["inputs"] = derived_keys(params)["data"]["inputs"]
+    return params
+
+
 def make_repo(root: Path, params: dict) -> dict:
     """A temporary copy of the pipeline as its own git + DVC repository; returns the env to run it."""
     import os
@@ -58,6 +66,7 @@ def make_repo(root: Path, params: dict) -> dict:
         (shutil.copytree if src.is_dir() else shutil.copy)(src, root / name)
     for junk in root.rglob("__pycache__"):
         shutil.rmtree(junk)
+    with_inputs(params)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (root / ".gitignore").write_text("mlflow.db\nmlartifacts/\nruns/\n")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}

@@ -13,6 +13,8 @@ from pkd.data.sources import Source, register_source, unregister_source
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())
+# data.inputs follows from data.tasks and the sources; the tests below change those.
+DEFAULTS["data"].pop("inputs")
 
 
 def with_value(dotted: str, value):
@@ -288,3 +290,15 @@ def test_schema_defaults_are_the_params_yaml_values():
                 assert default == values[name], f"{where}{name}: schema default {default!r}, params.yaml {values[name]!r}"
 
     compare(Params, DEFAULTS, "")
+
+
+def test_data_inputs_must_follow_the_tasks_and_their_sources(tmp_path):
+    """dvc.yaml's prepare stages depend on data.inputs: a stale value would leave an edited file untracked."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert parse_params(raw).data.inputs == {t: "pkd/data/builtin.py" for t in raw["data"]["tasks"]}
+    (tmp_path / "SST-2").mkdir()
+    raw["data"].update(source="glue_dir", glue_dir=str(tmp_path), tasks=["sst2"])
+    with pytest.raises(ConfigError, match=rf"^data\.inputs: must be \{{sst2: {tmp_path}/SST-2\}} .*pkd-preset --sync"):
+        parse_params(raw)
+    raw["data"]["inputs"] = {"sst2": f"{tmp_path}/SST-2"}
+    assert parse_params(raw).data.inputs == {"sst2": f"{tmp_path}/SST-2"}

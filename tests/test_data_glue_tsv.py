@@ -280,7 +280,7 @@ def test_prepare_stage_refuses_an_empty_train_split(tmp_path):
     empty = write(glue, "SST-2/train.tsv", ["sentence\tlabel"])
     write(glue, "SST-2/dev.tsv", ["sentence\tlabel", "fine\t1"])
     params = yaml.safe_load((root / "params.yaml").read_text())
-    params["data"].update(source="glue_dir", glue_dir=str(glue), tasks=["sst2"])
+    params["data"].update(source="glue_dir", glue_dir=str(glue), tasks=["sst2"], inputs={"sst2": str(glue / "SST-2")})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     env = {**os.environ, "PYTHONPATH": str(root), "PKD_TRACKING": "off"}
     env.pop("PKD_PARAMS", None)

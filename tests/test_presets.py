@@ -4,7 +4,7 @@ import json
 import pytest
 import yaml
 
-from conftest import ROOT, make_repo, run_cmd, save_tiny_bert
+from conftest import ROOT, make_repo, run_cmd, save_tiny_bert, with_inputs
 from pkd.config import ConfigError, parse_params
 from pkd.presets import apply_preset
 
@@ -111,12 +111,17 @@ def test_paper_preset_runs_offline_on_stand_ins(tmp_path):
     # `dvc params diff` shows exactly the keys the preset changes.
     diff = json.loads(run_cmd(["dvc", "params", "diff", "--json"], repo, env))["params.yaml"]
     expected = {k for k, v in flatten(PRESET).items() if flatten(defaults).get(k) != v}
-    assert set(diff) == expected
+    # ... and data.inputs, which follows from the preset's tasks and source.
+    inputs = {k for k in diff if k.startswith("data.inputs.")}
+    assert inputs == {f"data.inputs.{t}" for t in PRESET["data"]["tasks"]} | {
+        f"data.inputs.{t}" for t in defaults["data"]["tasks"]}
+    assert set(diff) - inputs == expected
     # Stand-ins for the hub: a 12-layer tiny BERT on disk and GLUE-format TSV.
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["data"].update(source="glue_dir", glue_dir=str(glue), tasks=["sst2", "mnli"])
     params["teacher"].update(checkpoint=str(save_tiny_bert(tmp_path / "bert-12", layers=12)), epochs=1, train_eval_samples=8)
     params["student"].update(epochs=1, train_eval_samples=8)
+    with_inputs(params)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run_cmd(["dvc", "repro", "distill@sst2-pkd_skip-6-42", "distill@mnli-pkd_last-3-42"], repo, env)
     for task, name, depth in (("sst2", "pkd_skip-6-s42", 6), ("mnli", "pkd_last-3-s42", 3)):

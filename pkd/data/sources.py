@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from pkd.errors import ConfigError
 
-from .tasks import TaskInfo
+from .tasks import TaskInfo, get_task
 
 if TYPE_CHECKING:
     from datasets import DatasetDict
@@ -95,6 +95,20 @@ def get_source(name: str) -> Source:
         return SOURCES[name]
     except (KeyError, TypeError):
         raise ConfigError(f"unknown source {name!r}; allowed: {', '.join(SOURCES)}") from None
+
+
+def task_input(task: str, source: str, glue_dir: str | None, custom=None) -> str:
+    """The file or folder a task's data is read from (`data.inputs`, hashed by DVC).
+
+    A custom task's folder or dataset directory; a GLUE task's folder of the GLUE download
+    (MNLI's whole download: it also reads the diagnostic set and WNLI); for data that is
+    generated or fetched, the module that makes it."""
+    if custom is not None:
+        return custom.input_path() or "pkd/data/custom.py"
+    if source == "glue_dir" and glue_dir:
+        info = get_task(task)
+        return str(Path(glue_dir)) if info.leaderboard_extras else str(Path(glue_dir) / info.glue_dir_name)
+    return {"builtin": "pkd/data/builtin.py", "hub": "pkd/data/hub.py"}.get(source, "pkd/data/sources.py")
 
 
 def sources_for(kind: str) -> tuple[str, ...]:

@@ -1,0 +1,303 @@
+"""Tasks from the user's own data: CSV, TSV, JSON Lines or Parquet files, or any `datasets` dataset.
+
+A custom task is one entry of params.yaml's `data.custom_tasks`: where its
+splits are, which columns hold the text(s) and the label, and, optionally, the
+label order, regression and the main metric. No file is renamed or rewritten:
+`datasets`' own loaders read it, and the columns are mapped onto the common
+schema (pkd.data.schema).
+
+Labels are read from train and put in a stable order (numeric when every label
+is a number, else alphabetical), unless `labels` declares the order. The
+resulting TaskInfo travels with the prepared data (`task.json`) and with every
+saved model (`pkd_task_info`), so `pkd predict` prints the user's label names.
+
+Every problem with the data ends in one DataFormatError or ConfigError that
+names the file (and the line where there is one).
+"""
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from pkd.errors import ConfigError, DataFormatError
+
+from .tasks import TaskInfo
+
+SOURCE_KIND = "custom"
+# File suffix -> `datasets` builder and its reader options. TSV is read without quoting, as
+# GLUE's files are: a quote character is text, and a tab never occurs inside a field.
+# keep_default_na=False: a review that says "NA" stays text instead of becoming a missing value.
+FORMATS = {
+    ".csv": ("csv", {"keep_default_na": False, "dtype": str}),
+    ".tsv": ("csv", {"sep": "\t", "quoting": csv.QUOTE_NONE, "keep_default_na": False, "dtype": str}),
+    ".json": ("json", {}),
+    ".jsonl": ("json", {}),
+    ".parquet": ("parquet", {}),
+}
+CLASSIFICATION_METRICS = ("accuracy", "macro_f1")
+BINARY_METRICS = CLASSIFICATION_METRICS + ("matthews_corrcoef",)
+REGRESSION_METRICS = ("pearson", "spearmanr")
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass(frozen=True)
+class CustomTaskSpec:
+    """One task of `data.custom_tasks`.
+
+    train, dev, test: file paths; or, with `dataset`, split names of that dataset.
+    dataset: a hub dataset id, or a local directory written by `save_to_disk` or holding
+        Parquet/CSV/JSON files; read with `datasets.load_dataset` (`config`: its config name).
+    text, text_pair, label: column names. labels: the class order (default: read from train).
+    regression: a float target. main_metric: one of the task's metrics (default: the first).
+    """
+
+    train: str
+    dev: str
+    text: str
+    label: str
+    test: str | None = None
+    dataset: str | None = None
+    config: str | None = None
+    text_pair: str | None = None
+    labels: list[str] | None = None
+    regression: bool = False
+    main_metric: str | None = None
+    # pydantic (pkd.config) validates this dataclass as a params section: no unknown keys.
+    __pydantic_config__ = {"extra": "forbid"}
+
+    def __post_init__(self):
+        if self.regression and self.labels:
+            raise ConfigError("labels: a regression task has no classes; remove labels or regression")
+        if self.labels is not None and len(set(map(str, self.labels))) != len(self.labels):
+            raise ConfigError(f"labels: must not repeat (got {self.labels})")
+        if self.labels is not None and len(self.labels) < 2:
+            raise ConfigError(f"labels: a classifier needs at least 2 classes (got {self.labels})")
+        choices = self.metric_choices(len(self.labels) if self.labels else 3)
+        if self.main_metric is not None and self.main_metric not in choices + ("matthews_corrcoef",):
+            raise ConfigError(f"main_metric: unknown '{self.main_metric}'; allowed: {', '.join(choices)}")
+
+    @property
+    def splits(self) -> dict[str, str]:
+        """{our split name: file path or dataset split}, test only when given."""
+        return {name: getattr(self, name) for name in SPLITS if getattr(self, name) is not None}
+
+    def metric_choices(self, num_labels: int) -> tuple[str, ...]:
+        if self.regression:
+            return REGRESSION_METRICS
+        return BINARY_METRICS if num_labels == 2 else CLASSIFICATION_METRICS
+
+    def local_files(self) -> list[Path]:
+        """The files (or dataset directory) this task is read from; empty for a hub dataset."""
+        if self.dataset is None:
+            return [Path(p) for p in self.splits.values()]
+        path = Path(self.dataset)
+        return [path] if path.exists() else []
+
+    def input_path(self) -> str | None:
+        """The one path DVC hashes for this task (dvc.yaml's prepare dependency): the folder
+        holding its files, or its dataset directory; None for a dataset on the hub."""
+        files = self.local_files()
+        if not files:
+            return None
+        if self.dataset is not None:
+            return str(files[0])
+        parents = {str(p.parent) for p in files}
+        if len(parents) != 1:
+            raise ConfigError(
+                f"train/dev/test: a task's files must lie in one folder, which DVC tracks as the "
+                f"task's input (got {', '.join(sorted(parents))})")
+        return parents.pop()
+
+
+def task_info(name: str, spec: CustomTaskSpec, label_names: tuple[str, ...]) -> TaskInfo:
+    metrics = spec.metric_choices(len(label_names))
+    return TaskInfo(
+        name=name,
+        num_labels=1 if spec.regression else len(label_names),
+        is_regression=spec.regression,
+        metric_names=metrics,
+        main_metric=spec.main_metric or metrics[0],
+        has_pair=spec.text_pair is not None,
+        label_names=() if spec.regression else label_names,
+        dev_splits=("dev",),
+        test_splits=("test",) if spec.test is not None else (),
+        glue_dir_name=None,
+        hub_config=None,
+        source_kind=SOURCE_KIND,
+    )
+
+
+def task_info_to_dict(info: TaskInfo) -> dict:
+    """What a prepared dataset and a saved model record of their task (`task_info_from_dict` reads it)."""
+    keys = ("name", "num_labels", "is_regression", "metric_names", "main_metric", "has_pair",
+            "label_names", "dev_splits", "test_splits")
+    record = asdict(info)
+    return {k: list(record[k]) if isinstance(record[k], tuple) else record[k] for k in keys}
+
+
+def task_info_from_dict(record: dict) -> TaskInfo:
+    return TaskInfo(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in record.items()},
+        glue_dir_name=None, hub_config=None, source_kind=SOURCE_KIND,
+    )
+
+
+# ---------------------------------------------------------------- reading
+
+
+@dataclass
+class _Split:
+    """One split as read: its rows (column -> values) and how to point at a row in messages."""
+
+    where: str  # file path or "<dataset>[<split>]"
+    columns: dict[str, list] = field(default_factory=dict)
+    first_line: int | None = 2  # file line of row 0 (CSV/TSV: after the header); None: rows
+
+    def at(self, row: int) -> str:
+        return f"{self.where}:{self.first_line + row}" if self.first_line is not None else f"{self.where}: row {row + 1}"
+
+
+def _read_file(path: Path) -> _Split:
+    import datasets
+
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    kind = FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise ConfigError(f"{path}: unknown file type '{path.suffix}'; allowed: {', '.join(FORMATS)}")
+    if path.stat().st_size == 0:
+        raise ConfigError(f"{path}: the file is empty")
+    builder, options = kind
+    try:
+        ds = datasets.load_dataset(builder, data_files=str(path), split="train", **options)
+    except Exception as err:  # the readers raise many types; the user needs the file and the reason
+        reason = " ".join(str(err).split())[:300]
+        raise ConfigError(f"{path}: cannot read as {builder}: {reason}") from None
+    first_line = {"csv": 2, "json": 1, "parquet": None}[builder]
+    return _Split(str(path), ds.to_dict(), first_line)
+
+
+def _read_dataset(spec: CustomTaskSpec) -> dict[str, _Split]:
+    import datasets
+
+    local = Path(spec.dataset)
+    try:
+        if (local / "dataset_dict.json").is_file() or (local / "state.json").is_file():
+            loaded = datasets.load_from_disk(str(local))  # written by save_to_disk
+        else:
+            loaded = datasets.load_dataset(spec.dataset, spec.config)
+    except Exception as err:
+        reason = " ".join(str(err).split())[:300]
+        raise ConfigError(f"dataset: cannot load '{spec.dataset}': {reason}") from None
+    if isinstance(loaded, datasets.Dataset):
+        raise ConfigError(f"dataset: '{spec.dataset}' is one split; train, dev need a dataset with named splits")
+    out = {}
+    for ours, theirs in spec.splits.items():
+        if theirs not in loaded:
+            raise ConfigError(f"{ours}: dataset '{spec.dataset}' has no split '{theirs}'; "
+                              f"it has: {', '.join(loaded)}")
+        out[ours] = _Split(f"{spec.dataset}[{theirs}]", loaded[theirs].to_dict(), None)
+    return out
+
+
+def _texts(split: _Split, column: str) -> list[str]:
+    values = split.columns[column]
+    for row, value in enumerate(values):
+        if value is None or (isinstance(value, float) and math.isnan(value)) or not str(value).strip():
+            raise _error(split, row, f"column '{column}' is empty")
+    return [str(v) for v in values]
+
+
+def _label_key(value) -> str | None:
+    """A label as the name it gets: None for a missing one (unlabelled test rows)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 1.0 from a JSON or Parquet column is class "1"
+    text = str(value).strip()
+    return text or None
+
+
+def _stable_order(names: set[str]) -> tuple[str, ...]:
+    def as_number(name):
+        try:
+            return float(name)
+        except ValueError:
+            return None
+
+    numbers = {n: as_number(n) for n in names}
+    if all(v is not None for v in numbers.values()):
+        return tuple(sorted(names, key=lambda n: numbers[n]))
+    return tuple(sorted(names))
+
+
+def _error(split: _Split, row: int, problem: str) -> Exception:
+    if split.first_line is None:
+        return ConfigError(f"{split.at(row)}: {problem}")
+    path, line = split.at(row).rsplit(":", 1)
+    return DataFormatError(path, int(line), problem)
+
+
+def read_custom_task(name: str, spec: CustomTaskSpec):
+    """(DatasetDict in the common schema, TaskInfo) for one custom task; raises naming the file."""
+    from .schema import UNLABELLED, rows_to_dataset
+
+    splits = _read_dataset(spec) if spec.dataset is not None else {
+        ours: _read_file(Path(path)) for ours, path in spec.splits.items()}
+    wanted = [spec.text] + ([spec.text_pair] if spec.text_pair else [])
+    for ours, split in splits.items():
+        present = list(split.columns)
+        needed = wanted + ([spec.label] if ours != "test" else [])
+        missing = [c for c in needed if c not in split.columns]
+        if missing:
+            raise ConfigError(f"{split.where}: no column {', '.join(repr(c) for c in missing)}; "
+                              f"its columns: {', '.join(present)}")
+        if not split.columns[spec.text]:
+            raise ConfigError(f"{split.where}: no rows")
+    labels = {ours: [_label_key(v) for v in split.columns.get(spec.label, [None] * len(split.columns[spec.text]))]
+              for ours, split in splits.items()}
+    for ours in ("train", "dev"):
+        row = next((i for i, key in enumerate(labels[ours]) if key is None), None)
+        if row is not None:
+            raise _error(splits[ours], row, f"column '{spec.label}' is empty (only test rows may be unlabelled)")
+    if spec.regression:
+        label_names: tuple[str, ...] = ()
+        encode = _regression_target
+    else:
+        label_names = tuple(map(str, spec.labels)) if spec.labels else _stable_order(set(labels["train"]))
+        if len(label_names) < 2:
+            raise ConfigError(f"{splits['train'].where}: column '{spec.label}' has a single class "
+                              f"{list(label_names)}; a classifier needs at least 2")
+        ids = {n: i for i, n in enumerate(label_names)}
+
+        def encode(split, row, key):
+            if key not in ids:
+                seen = "declared in labels" if spec.labels else "seen in train"
+                raise _error(split, row, f"label '{key}' was never {seen} ({', '.join(label_names)})")
+            return ids[key]
+
+    info = task_info(name, spec, label_names)
+    datasets_ = {}
+    for ours, split in splits.items():
+        texts_a = _texts(split, spec.text)
+        texts_b = _texts(split, spec.text_pair) if spec.text_pair else [None] * len(texts_a)
+        rows = []
+        for row, key in enumerate(labels[ours]):
+            label = (float(UNLABELLED) if spec.regression else UNLABELLED) if key is None else encode(split, row, key)
+            rows.append({"text_a": texts_a[row], "text_b": texts_b[row], "label": label})
+        datasets_[ours] = rows_to_dataset(rows, info)
+    from datasets import DatasetDict
+
+    return DatasetDict(datasets_), info
+
+
+def _regression_target(split: _Split, row: int, key: str) -> float:
+    try:
+        value = float(key)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise _error(split, row, f"regression target '{key}' is not a number")
+    return value
