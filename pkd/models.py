@@ -131,6 +131,10 @@ def check_student_init(params) -> None:
 
 def _classifier_kwargs(task: TaskInfo) -> dict:
     kwargs = {"num_labels": task.num_labels, "pkd_task": task.name}  # pkd predict reads the task back
+    if task.source_kind == "custom":  # not in pkd's task table: the model carries its description
+        from pkd.data.custom import task_info_to_dict
+
+        kwargs["pkd_task_info"] = task_info_to_dict(task)
     if task.is_regression:
         kwargs["problem_type"] = "regression"
     else:
@@ -191,10 +195,12 @@ def _quiet_from_pretrained(path: str, pooling: str | None = None, fresh_head: bo
     level = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        task = kwargs.pop("pkd_task", None)
+        task, task_info = kwargs.pop("pkd_task", None), kwargs.pop("pkd_task_info", None)
         config = AutoConfig.from_pretrained(path, **kwargs)
         if task:
             config.pkd_task = task  # saved with the model, like pkd_pooling
+        if task_info:
+            config.pkd_task_info = task_info
         config.pkd_pooling = pooling or getattr(config, "pkd_pooling", "cls")  # saved with the model
         if config.pkd_pooling == "mean":
             cls = MeanPooledBertForSequenceClassification
@@ -255,3 +261,67 @@ def build_student(
         set_seed(seed)
     fresh_head = init == "pretrained"
     return _quiet_from_pretrained(source, pooling, fresh_head, num_hidden_layers=depth, **_classifier_kwargs(task))
+
+
+# transformers' names for a head whose classes were never named (id2label's default).
+_GENERIC_LABEL = re.compile(r"LABEL_(\d+)")
+
+
+def teacher_label_order(checkpoint: str, task: TaskInfo) -> list[int]:
+    """For an already fine-tuned teacher: the checkpoint's output index of each task label, in
+    the task's order. Refuses a head of another size or with other label names, in one line
+    that shows both lists; a head that only orders the same names differently is mapped."""
+    config = checkpoint_config(checkpoint)
+    key = "teacher.checkpoint"
+    if task.is_regression:
+        if config.num_labels != 1:
+            raise ConfigError(f"{key}: '{checkpoint}' has {config.num_labels} outputs; task '{task.name}' "
+                              f"is a regression (1 output)")
+        return [0]
+    theirs = [str(config.id2label[i]) for i in range(config.num_labels)]
+    ours = list(task.label_names)
+    if len(theirs) != len(ours):
+        raise ConfigError(f"{key}: '{checkpoint}' has {len(theirs)} labels {theirs}; task '{task.name}' "
+                          f"has {len(ours)} {ours}")
+    if all(_GENERIC_LABEL.fullmatch(name) and int(name[6:]) == i for i, name in enumerate(theirs)):
+        return list(range(len(ours)))  # unnamed classes: only their order can be read
+    if sorted(theirs) != sorted(ours):
+        raise ConfigError(f"{key}: the labels of '{checkpoint}' {theirs} are not those of task "
+                          f"'{task.name}' {ours}")
+    return [theirs.index(name) for name in ours]
+
+
+def check_fine_tuned_teacher(checkpoint: str, task: TaskInfo) -> None:
+    teacher_label_order(checkpoint, task)
+
+
+def _output_layer(model: PreTrainedModel):
+    """The head's last linear layer, whose rows are the classes (BERT's `classifier`,
+    RoBERTa's `classifier.out_proj`, ...): the last one outside the encoder with one row per label."""
+    from torch import nn
+
+    encoder = model.base_model_prefix + "."
+    layers = [m for name, m in model.named_modules()
+              if isinstance(m, nn.Linear) and m.out_features == model.config.num_labels and not name.startswith(encoder)]
+    if not layers:
+        raise ConfigError(f"teacher.checkpoint: no classifier layer with {model.config.num_labels} outputs found")
+    return layers[-1]
+
+
+def load_fine_tuned_teacher(checkpoint: str, task: TaskInfo) -> PreTrainedModel:
+    """An already fine-tuned classifier, used as is, with its outputs put in the task's label order."""
+    import torch
+
+    order = teacher_label_order(checkpoint, task)
+    kwargs = {k: v for k, v in _classifier_kwargs(task).items() if k.startswith("pkd_")}
+    model = _quiet_from_pretrained(resolve_checkpoint(checkpoint), None, fresh_head=False, **kwargs)
+    if order != list(range(len(order))):
+        head = _output_layer(model)
+        with torch.no_grad():
+            head.weight.copy_(head.weight[order].clone())
+            if head.bias is not None:
+                head.bias.copy_(head.bias[order].clone())
+    if not task.is_regression:
+        model.config.id2label = dict(enumerate(task.label_names))
+        model.config.label2id = {name: i for i, name in enumerate(task.label_names)}
+    return model

@@ -21,6 +21,7 @@ import numpy as np
 
 from pkd.config import ConfigError
 from pkd.data import DataFormatError, get_task
+from pkd.data.custom import task_info_from_dict
 from pkd.export import ONNX_FILE, OnnxClassifier
 
 
@@ -59,7 +60,8 @@ class Predictor:
         if not name:
             raise ConfigError(f"{self.model_dir / 'config.json'}: no pkd_task (saved before tasks were recorded); pass --task")
         try:
-            self.task = get_task(name)
+            recorded = getattr(config, "pkd_task_info", None)  # a custom task describes itself
+            self.task = task_info_from_dict(recorded) if recorded and not task else get_task(name)
         except ValueError as err:
             raise ConfigError(f"task: {err}") from None
         self.num_labels = config.num_labels

@@ -220,3 +220,23 @@ def train_model(
         write_json(history_out, history)
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return history
+
+
+def score_model(model, tokenizer, *, task: TaskInfo, train: Dataset, dev: Dataset, train_eval_samples: int,
+                seed: int, model_out: Path, history_out: Path, precision: str = "fp32") -> list[dict]:
+    """A model that is used as is (an already fine-tuned teacher): scored on dev and on the
+    same train subset a trained model is, saved like one, with a one-record history (epoch 0)."""
+    from pkd.evaluate import predict_logits
+
+    collator = DataCollatorWithPadding(tokenizer)
+    log = {"epoch": 0}
+    for name, split in (("dev", dev), ("train", train_eval_subset(train, train_eval_samples, seed))):
+        logits = predict_logits(model, split, collator, desc=f"score {task.name} {name}", precision=precision)
+        preds = logits_to_predictions(logits, task.is_regression)
+        log.update({f"eval_{name}_{k}": v for k, v in glue_metrics(task.metric_names, preds, split["label"]).items()})
+    history = epoch_history([log], task.main_metric)
+    with atomic_dir(model_out) as tmp:
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+    write_json(history_out, history)
+    return history

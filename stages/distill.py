@@ -2,7 +2,7 @@
 from datasets import load_from_disk
 
 from pkd import paths
-from pkd.data import get_task
+from pkd.data import prepared_task
 from pkd.models import check_checkpoints
 from pkd.stage import load_checked_params, run_stage, stage_args
 from pkd.students import plan_student, train_student
@@ -12,7 +12,7 @@ from pkd.tracking import stage_run
 def main() -> None:
     args = stage_args("task", "strategy", "depth", "seed")
     params = load_checked_params(check_checkpoints)
-    task = get_task(args.task)
+    task = prepared_task(args.task, paths.prepared(args.task))
     splits = load_from_disk(str(paths.prepared(task.name)))
     teacher_dir = paths.teacher_model(task.name)
     plan = plan_student(params, task, args.strategy, args.depth, args.seed, splits=splits,

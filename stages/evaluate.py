@@ -9,7 +9,7 @@ from transformers import AutoTokenizer
 
 from pkd import paths
 from pkd.stage import load_checked_params, run_stage, stage_args
-from pkd.data import get_task
+from pkd.data import prepared_task
 from pkd.evaluate import evaluate_splits
 from pkd.io import atomic_dir, write_json
 from pkd.models import check_checkpoints, checkpoint_depth, load_classifier
@@ -21,7 +21,7 @@ from pkd.tracking import stage_run
 def main() -> None:
     args = stage_args("task")
     params = load_checked_params(check_checkpoints)
-    task = get_task(args.task)
+    task = prepared_task(args.task, paths.prepared(args.task))
     splits = load_from_disk(str(paths.prepared(task.name)))
     teacher_depth = checkpoint_depth(params.teacher.checkpoint)
     device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -31,7 +31,7 @@ def main() -> None:
     from datasets import load_from_disk
 
     from pkd.stage import load_checked_params, stage_args
-    from pkd.data import get_task
+    from pkd.data import prepared_task
     from pkd.export import ExportCheckError, deployable, export_and_score, input_example
     from pkd.tracking import stage_run
 
@@ -39,7 +39,7 @@ def main() -> None:
     params = load_checked_params()
     name = paths.student_name(args.strategy, args.depth, args.seed)
     out, metrics = paths.onnx_model(args.task, args.strategy, args.depth, args.seed), paths.export_metrics(args.task, name)
-    task = get_task(args.task)
+    task = prepared_task(args.task, paths.prepared(args.task))
     dev = load_from_disk(str(paths.prepared(task.name)))[task.dev_splits[0]]
     model_dir = paths.student_model(task.name, args.strategy, args.depth, args.seed)
     if not model_dir.is_dir():

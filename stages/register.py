@@ -27,14 +27,14 @@ def main() -> None:
     from datasets import load_from_disk
 
     from pkd.stage import load_checked_params, stage_args
-    from pkd.data import get_task
+    from pkd.data import prepared_task
     from pkd.export import best_student, deployable, input_example, registered_name
     from pkd.tracking import stage_run
 
     args = stage_args("task")
     params = load_checked_params()
     task = args.task
-    info = get_task(task)
+    info = prepared_task(task, paths.prepared(task))
     candidates = []
     for strategy in params.student.strategies:
         for depth in params.student.depths:

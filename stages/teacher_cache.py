@@ -3,7 +3,7 @@ from datasets import load_from_disk
 from transformers import AutoTokenizer, DataCollatorWithPadding
 
 from pkd import paths
-from pkd.data import get_task
+from pkd.data import prepared_task
 from pkd.distributed import init_distributed, is_main_process
 from pkd.models import check_checkpoints, load_classifier
 from pkd.precision import resolve_precision
@@ -15,7 +15,7 @@ from pkd.tracking import stage_run
 def main() -> None:
     args = stage_args("task")
     params = load_checked_params(check_checkpoints)
-    task = get_task(args.task)
+    task = prepared_task(args.task, paths.prepared(args.task))
     device = init_distributed()
     precision = resolve_precision(params.precision, device)
     teacher_dir = paths.teacher_model(task.name)

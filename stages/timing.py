@@ -5,7 +5,7 @@ from transformers import DataCollatorWithPadding
 
 from pkd import paths
 from pkd.stage import load_checked_params, run_stage
-from pkd.data import get_task
+from pkd.data import prepared_task
 from pkd.io import write_json
 from pkd.models import MODEL_INPUTS, check_checkpoints, load_tokenizer, resolve_checkpoint
 from pkd.precision import resolve_precision
@@ -18,7 +18,7 @@ def main() -> None:
     timing = params.timing
     if timing.threads:
         torch.set_num_threads(timing.threads)
-    task = get_task(params.data.tasks[0])  # real dev lengths of the first task
+    task = prepared_task(params.data.tasks[0], paths.prepared(params.data.tasks[0]))  # real dev lengths of the first task
     dev = load_from_disk(str(paths.prepared(task.name)))[task.dev_splits[0]]
     dev = dev.select(range(min(timing.max_examples, len(dev))))
     features = [{k: row[k] for k in MODEL_INPUTS if k in row} for row in dev]

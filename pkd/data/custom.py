@@ -30,8 +30,8 @@ SOURCE_KIND = "custom"
 # GLUE's files are: a quote character is text, and a tab never occurs inside a field.
 # keep_default_na=False: a review that says "NA" stays text instead of becoming a missing value.
 FORMATS = {
-    ".csv": ("csv", {"keep_default_na": False, "dtype": str}),
-    ".tsv": ("csv", {"sep": "\t", "quoting": csv.QUOTE_NONE, "keep_default_na": False, "dtype": str}),
+    ".csv": ("csv", {"keep_default_na": False}),
+    ".tsv": ("csv", {"sep": "\t", "quoting": csv.QUOTE_NONE, "keep_default_na": False}),
     ".json": ("json", {}),
     ".jsonl": ("json", {}),
     ".parquet": ("parquet", {}),
@@ -113,7 +113,7 @@ class CustomTaskSpec:
 
 def task_info(name: str, spec: CustomTaskSpec, label_names: tuple[str, ...]) -> TaskInfo:
     metrics = spec.metric_choices(len(label_names))
-    return TaskInfo(
+    return _custom_task(
         name=name,
         num_labels=1 if spec.regression else len(label_names),
         is_regression=spec.regression,
@@ -123,10 +123,14 @@ def task_info(name: str, spec: CustomTaskSpec, label_names: tuple[str, ...]) -> 
         label_names=() if spec.regression else label_names,
         dev_splits=("dev",),
         test_splits=("test",) if spec.test is not None else (),
-        glue_dir_name=None,
-        hub_config=None,
-        source_kind=SOURCE_KIND,
     )
+
+
+def _custom_task(**fields) -> TaskInfo:
+    # Unlabelled test rows are predicted into predictions/<task>/<model>/test.tsv, by label name.
+    return TaskInfo(**fields, glue_dir_name=None, hub_config=None, source_kind=SOURCE_KIND,
+                    submission_files=tuple((split, split) for split in fields["test_splits"]),
+                    submission_labels="score" if fields["is_regression"] else "name")
 
 
 def task_info_to_dict(info: TaskInfo) -> dict:
@@ -138,10 +142,7 @@ def task_info_to_dict(info: TaskInfo) -> dict:
 
 
 def task_info_from_dict(record: dict) -> TaskInfo:
-    return TaskInfo(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in record.items()},
-        glue_dir_name=None, hub_config=None, source_kind=SOURCE_KIND,
-    )
+    return _custom_task(**{k: tuple(v) if isinstance(v, list) else v for k, v in record.items()})
 
 
 # ---------------------------------------------------------------- reading
@@ -159,7 +160,8 @@ class _Split:
         return f"{self.where}:{self.first_line + row}" if self.first_line is not None else f"{self.where}: row {row + 1}"
 
 
-def _read_file(path: Path) -> _Split:
+def _read_file(path: Path, columns: list[str]) -> _Split:
+    """One file's rows; `columns` (text and label) are read as written, "007" not 7."""
     import datasets
 
     if not path.is_file():
@@ -170,6 +172,8 @@ def _read_file(path: Path) -> _Split:
     if path.stat().st_size == 0:
         raise ConfigError(f"{path}: the file is empty")
     builder, options = kind
+    if builder == "csv":
+        options = {**options, "converters": {c: str for c in columns}}
     try:
         ds = datasets.load_dataset(builder, data_files=str(path), split="train", **options)
     except Exception as err:  # the readers raise many types; the user needs the file and the reason
@@ -240,12 +244,16 @@ def _error(split: _Split, row: int, problem: str) -> Exception:
     return DataFormatError(path, int(line), problem)
 
 
+def _columns(spec: CustomTaskSpec) -> list[str]:
+    return [c for c in (spec.text, spec.text_pair, spec.label) if c]
+
+
 def read_custom_task(name: str, spec: CustomTaskSpec):
     """(DatasetDict in the common schema, TaskInfo) for one custom task; raises naming the file."""
     from .schema import UNLABELLED, rows_to_dataset
 
     splits = _read_dataset(spec) if spec.dataset is not None else {
-        ours: _read_file(Path(path)) for ours, path in spec.splits.items()}
+        ours: _read_file(Path(path), _columns(spec)) for ours, path in spec.splits.items()}
     wanted = [spec.text] + ([spec.text_pair] if spec.text_pair else [])
     for ours, split in splits.items():
         present = list(split.columns)
