@@ -177,6 +177,8 @@ def _read_file(path: Path, columns: list[str]) -> _Split:
     try:
         ds = datasets.load_dataset(builder, data_files=str(path), split="train", **options)
     except Exception as err:  # the readers raise many types; the user needs the file and the reason
+        if "corresponds to no data" in str(err):  # a header and no rows
+            raise ConfigError(f"{path}: no rows") from None
         reason = " ".join(str(err).split())[:300]
         raise ConfigError(f"{path}: cannot read as {builder}: {reason}") from None
     first_line = {"csv": 2, "json": 1, "parquet": None}[builder]
