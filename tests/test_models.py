@@ -265,3 +265,61 @@ def test_init_checkpoint_without_tokenizer_files_is_refused(tmp_path, tiny_bert)
     # transformers then builds a tokenizer of the special tokens only: its ids are not the teacher's.
     with pytest.raises(ConfigError, match=r"^student.init_checkpoint: the tokenizer of .*\(vocabularies of 30522 vs 5 "):
         check_student_init(study_params(tiny_bert, bare, strategies=("kd",)))
+
+
+# ---------------------------------------------------------------- a teacher already fine-tuned
+
+
+def fine_tuned(tmp_path, tiny_bert, labels, name="ft-teacher"):
+    """A classifier with its own label names, saved as a user's fine-tuned teacher would be."""
+    import dataclasses
+
+    from pkd.data import get_task
+    from pkd.models import build_teacher
+
+    task = dataclasses.replace(get_task("builtin_sentiment"), label_names=tuple(labels), num_labels=len(labels))
+    model = build_teacher(str(tiny_bert), task, seed=0, pooling="cls")
+    model.save_pretrained(tmp_path / name)
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(str(tiny_bert)).save_pretrained(tmp_path / name)
+    return str(tmp_path / name), model
+
+
+def test_a_fine_tuned_teacher_in_another_label_order_is_mapped(tmp_path, tiny_bert, tiny_splits):
+    import torch
+
+    from pkd.data import get_task
+    from pkd.models import load_fine_tuned_teacher
+
+    task = get_task("builtin_sentiment")  # negative, positive
+    path, original = fine_tuned(tmp_path, tiny_bert, ["positive", "negative"])
+    teacher = load_fine_tuned_teacher(path, task).eval()
+    assert teacher.config.id2label == {0: "negative", 1: "positive"}
+    batch = {k: torch.tensor([tiny_splits["dev"][0][k]]) for k in ("input_ids", "attention_mask", "token_type_ids")}
+    with torch.no_grad():
+        before, after = original.eval()(**batch).logits, teacher(**batch).logits
+    assert torch.allclose(after, before[:, [1, 0]])  # the same scores, each under the task's label
+
+
+def test_a_fine_tuned_teacher_with_other_labels_is_refused_showing_both_lists(tmp_path, tiny_bert):
+    from pkd.data import get_task
+    from pkd.models import check_fine_tuned_teacher
+
+    path, _ = fine_tuned(tmp_path, tiny_bert, ["neg", "pos"])
+    with pytest.raises(ConfigError) as err:
+        check_fine_tuned_teacher(path, get_task("builtin_sentiment"))
+    assert str(err.value) == (f"teacher.checkpoint: the labels of '{path}' ['neg', 'pos'] are not those of "
+                              f"task 'builtin_sentiment' ['negative', 'positive']")
+    path, _ = fine_tuned(tmp_path, tiny_bert, ["negative", "neutral", "positive"], "three")
+    with pytest.raises(ConfigError, match=r"has 3 labels \['negative', 'neutral', 'positive'\]; task "
+                                          r"'builtin_sentiment' has 2 \['negative', 'positive'\]"):
+        check_fine_tuned_teacher(path, get_task("builtin_sentiment"))
+
+
+def test_unnamed_labels_are_read_in_order(tmp_path, tiny_bert):
+    from pkd.data import get_task
+    from pkd.models import teacher_label_order
+
+    path, _ = fine_tuned(tmp_path, tiny_bert, ["LABEL_0", "LABEL_1"])
+    assert teacher_label_order(path, get_task("builtin_sentiment")) == [0, 1]
