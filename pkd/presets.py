@@ -84,6 +84,38 @@ def apply_preset(name: str | None, params_path: Path = Path("params.yaml"), pres
     return text
 
 
+def add_custom_task(name: str, spec: dict, params_path: Path = Path("params.yaml"), *, only: bool = True,
+                    teacher: str | None = None) -> str:
+    """Check a custom task's files by reading them as `prepare` will, then write the task into
+    params.yaml (data.custom_tasks.<name>; data.tasks: only it, or appended) with the derived keys.
+    `teacher`: an already fine-tuned classifier of this task, used as is. Returns a summary."""
+    import datasets
+
+    from pkd.data.custom import CustomTaskSpec, read_custom_task
+
+    datasets.disable_progress_bars()  # the summary is the output
+    spec = {k: v for k, v in spec.items() if v is not None}
+    splits, info = read_custom_task(name, CustomTaskSpec(**spec))
+    yaml = _yaml()
+    params = yaml.load(params_path.read_text())
+    data = params["data"]
+    if not isinstance(data.get("custom_tasks"), dict) or not data["custom_tasks"]:
+        data["custom_tasks"] = CommentedMap()
+    data["custom_tasks"][name] = CommentedMap(spec)
+    tasks = [name] if only else [t for t in data["tasks"] if t != name] + [name]
+    overlay(params, {"data": {"tasks": tasks}})
+    if teacher is not None:
+        from pkd.models import check_fine_tuned_teacher
+
+        check_fine_tuned_teacher(teacher, info)
+        overlay(params, {"teacher": {"checkpoint": teacher, "fine_tuned": True}})
+    params_path.write_text(_dump(yaml, params))
+    apply_preset(None, params_path)  # the derived keys, and the validation of the whole file
+    sizes = ", ".join(f"{split} {len(rows)}" for split, rows in splits.items())
+    kind = "regression" if info.is_regression else f"{info.num_labels} labels: {', '.join(info.label_names)}"
+    return f"task '{name}': {sizes} rows; {kind}; metrics {', '.join(info.metric_names)} (main: {info.main_metric})"
+
+
 def _dump(yaml: YAML, params) -> str:
     buffer = io.StringIO()
     yaml.dump(params, buffer)

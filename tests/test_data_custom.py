@@ -303,3 +303,55 @@ def test_glue_rewritten_as_csv_and_jsonl_gives_the_same_rows_and_scores(tmp_path
 def test_real_sst2_and_mrpc_rewritten_give_the_same_rows_and_scores(tmp_path, tiny_bert):
     assert_same_rows_and_scores(GLUE, tmp_path, tiny_bert, train_rows=500)
 
+
+
+# ---------------------------------------------------------------- `pkd task`: check the files, write params
+
+
+def test_pkd_task_checks_the_files_and_writes_params(tickets, tmp_path, capsys):
+    from pkd.console import main
+
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text((ROOT / "params.yaml").read_text())
+    main(["task", "tickets", "--train", tickets.train, "--dev", tickets.dev, "--text", "subject",
+          "--label", "team", "--params", str(params_file)])
+    out = capsys.readouterr().out
+    assert out.startswith("task 'tickets': train 6, dev 2 rows; 3 labels: account, billing, tech; "
+                          "metrics accuracy, macro_f1 (main: accuracy)")
+    params = parse_params(yaml.safe_load(params_file.read_text()))
+    assert params.data.tasks == ["tickets"] and params.data.inputs == {"tickets": str(tmp_path / "tickets")}
+    assert params.data.custom_task("tickets") == tickets
+    assert "# builtin | glue_dir | hub" in params_file.read_text()  # comments kept
+
+
+def test_pkd_task_refuses_bad_files_in_one_line_and_writes_nothing(tickets, tmp_path, capsys):
+    from pkd.console import main
+
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(before := (ROOT / "params.yaml").read_text())
+    with pytest.raises(SystemExit) as exit_info:
+        main(["task", "tickets", "--train", tickets.train, "--dev", tickets.dev, "--text", "body",
+              "--label", "team", "--params", str(params_file)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {tickets.train}: no column 'body'; its columns: ticket_id, subject, team"]
+    assert params_file.read_text() == before
+
+
+def test_the_prepare_stage_stops_on_bad_data_with_one_line_and_writes_nothing(tickets, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    write_csv(Path(tickets.dev), ["ticket_id", "subject", "team"], [[7, "crash", "tech"], [8, "hi", "sales"]])
+    raw = params_with(tmp_path, {"train": tickets.train, "dev": tickets.dev, "text": "subject", "label": "team"})
+    raw["data"]["inputs"] = {"tickets": str(tmp_path / "tickets")}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PKD_TRACKING": "off"}
+    env.pop("PKD_PARAMS", None)
+    proc = subprocess.run([sys.executable, str(ROOT / "stages/prepare.py"), "--task", "tickets"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {tickets.dev}:3: label 'sales' was never seen in train (account, billing, tech)"]
+    assert "Traceback" not in proc.stderr and not (tmp_path / "data").exists()

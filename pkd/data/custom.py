@@ -252,8 +252,11 @@ def _columns(spec: CustomTaskSpec) -> list[str]:
 
 def read_custom_task(name: str, spec: CustomTaskSpec):
     """(DatasetDict in the common schema, TaskInfo) for one custom task; raises naming the file."""
+    import datasets
+
     from .schema import UNLABELLED, rows_to_dataset
 
+    datasets.disable_progress_bars()  # reading takes seconds; a bad file's error stays one line
     splits = _read_dataset(spec) if spec.dataset is not None else {
         ours: _read_file(Path(path), _columns(spec)) for ours, path in spec.splits.items()}
     wanted = [spec.text] + ([spec.text_pair] if spec.text_pair else [])
