@@ -3,11 +3,11 @@
 from datasets import load_from_disk
 
 from pkd import paths
-from pkd.run_key import config_hash
-from pkd.stage import load_checked_params, run_stage, stage_args
 from pkd.data import prepared_task
 from pkd.models import build_teacher, check_checkpoints, load_fine_tuned_teacher, load_tokenizer
 from pkd.precision import resolve_precision
+from pkd.run_key import config_hash
+from pkd.stage import load_checked_params, run_stage, stage_args
 from pkd.tracking import stage_run
 from pkd.training import score_model, train_model
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT, make_repo, save_tiny_bert
 from conftest import run_cmd as run
 

@@ -65,8 +65,8 @@ def test_declared_labels_set_the_order_and_numbers_sort_as_numbers(tickets, tmp_
 
 def test_binary_tasks_add_mcc_and_the_main_metric_may_be_chosen(tmp_path):
     rows = [["a", "yes"], ["b", "no"]]
-    spec = dict(train=str(write_csv(tmp_path / "b/train.csv", ["t", "l"], rows)),
-                dev=str(write_csv(tmp_path / "b/dev.csv", ["t", "l"], rows)), text="t", label="l")
+    spec = {"train": str(write_csv(tmp_path / "b/train.csv", ["t", "l"], rows)),
+                "dev": str(write_csv(tmp_path / "b/dev.csv", ["t", "l"], rows)), "text": "t", "label": "l"}
     assert read_custom_task("b", CustomTaskSpec(**spec))[1].metric_names == ("accuracy", "macro_f1", "matthews_corrcoef")
     assert read_custom_task("b", CustomTaskSpec(**spec, main_metric="macro_f1"))[1].main_metric == "macro_f1"
     with pytest.raises(ConfigError, match="main_metric: unknown 'pearson'"):

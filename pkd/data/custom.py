@@ -20,6 +20,7 @@ import csv
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from pkd.errors import ConfigError, DataFormatError
 
@@ -65,7 +66,7 @@ class CustomTaskSpec:
     regression: bool = False
     main_metric: str | None = None
     # pydantic (pkd.config) validates this dataclass as a params section: no unknown keys.
-    __pydantic_config__ = {"extra": "forbid"}
+    __pydantic_config__: ClassVar[dict] = {"extra": "forbid"}
 
     def __post_init__(self):
         if self.regression and self.labels:
@@ -176,7 +177,7 @@ def _read_file(path: Path, columns: list[str]) -> _Split:
         options = {**options, "converters": {c: str for c in columns}}
     try:
         ds = datasets.load_dataset(builder, data_files=str(path), split="train", **options)
-    except Exception as err:  # the readers raise many types; the user needs the file and the reason
+    except Exception as err:  # noqa: BLE001  (the readers raise many types; the user needs the file and why)
         if "corresponds to no data" in str(err):  # a header and no rows
             raise ConfigError(f"{path}: no rows") from None
         reason = " ".join(str(err).split())[:300]
@@ -194,7 +195,7 @@ def _read_dataset(spec: CustomTaskSpec) -> dict[str, _Split]:
             loaded = datasets.load_from_disk(str(local))  # written by save_to_disk
         else:
             loaded = datasets.load_dataset(spec.dataset, spec.config)
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001  (as above: hub, disk and format errors alike)
         reason = " ".join(str(err).split())[:300]
         raise ConfigError(f"dataset: cannot load '{spec.dataset}': {reason}") from None
     if isinstance(loaded, datasets.Dataset):
