@@ -32,7 +32,7 @@ def test_a_custom_task_reports_its_main_metric(tmp_path):
     assert "tickets" in table1.columns
     teacher = table1[table1["Model"] == "Teacher"].iloc[0]
     assert teacher["tickets"] == "85.0/80.0" and teacher["Average"] == "80.0"  # the average is macro-F1's
-    paired = pd.read_csv(paths["table1_paired_differences.csv"])
+    paired = pd.read_csv(paths["table1_paired_differences.csv"], dtype=str)
     skip_ft = paired[(paired["Comparison"] == "PKD-Skip − FT") & (paired["Column"] == "tickets")].iloc[0]
-    assert skip_ft["Mean difference"] == "+9.0" and skip_ft["Seeds"] == 3 and skip_ft["Verdict"] == "PKD-Skip > FT"
+    assert skip_ft["Mean difference"] == "+9.0" and skip_ft["Seeds"] == "3" and skip_ft["Verdict"] == "PKD-Skip > FT"
     assert "tickets" in Path(paths["report.md"]).read_text()
