@@ -355,3 +355,27 @@ def test_the_prepare_stage_stops_on_bad_data_with_one_line_and_writes_nothing(ti
     assert proc.stderr.strip().splitlines() == [
         f"error: {tickets.dev}:3: label 'sales' was never seen in train (account, billing, tech)"]
     assert "Traceback" not in proc.stderr and not (tmp_path / "data").exists()
+
+
+def test_a_custom_regression_task_trains_with_mse_and_scores_pearson(tmp_path, tiny_bert):
+    """A declared regression task: one output, MSE to the float target, Pearson/Spearman on dev."""
+    from pkd.config import TrainParams
+    from pkd.models import build_teacher, load_tokenizer
+    from pkd.prepare import tokenize
+    from pkd.training import train_model
+
+    rows = [{"a": f"sentence {i}", "b": f"other {i % 5}", "score": i / 7} for i in range(32)]
+    spec = CustomTaskSpec(train=str(write_jsonl(tmp_path / "r/train.jsonl", rows)),
+                          dev=str(write_jsonl(tmp_path / "r/dev.jsonl", rows[:16])),
+                          text="a", text_pair="b", label="score", regression=True)
+    splits, info = read_custom_task("similarity", spec)
+    tokenizer = load_tokenizer(str(tiny_bert))
+    splits = tokenize(splits, tokenizer, info, 32)
+    model = build_teacher(str(tiny_bert), info, seed=0)
+    assert model.config.num_labels == 1 and model.config.problem_type == "regression"
+    assert model.config.pkd_task_info["is_regression"] is True
+    history = train_model(model, tokenizer, task=info, train=splits["train"], dev=splits["dev"],
+                          params=TrainParams(epochs=1, batch_size=16, learning_rate=1e-3, train_eval_samples=8),
+                          learning_rate=1e-3, seed=0, checkpoint_dir=tmp_path / "ckpt", model_out=tmp_path / "model",
+                          history_out=tmp_path / "history.json")
+    assert {"dev_pearson", "dev_spearmanr", "dev_score", "loss"} <= set(history[-1])
