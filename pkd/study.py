@@ -8,8 +8,8 @@ the same student depth:
     #3  large teacher, student cut from the large checkpoint
 
 Each set-up is one DVC experiment of the unchanged pipeline, told apart by its
-params `teacher.checkpoint` and `student.init_checkpoint` (README, "The
-larger-teacher study"). This command reads `dvc exp show --json`, as
+params `teacher.checkpoint` and `student.init_checkpoint` (docs/presets.md,
+"The larger-teacher study"). This command reads `dvc exp show --json`, as
 `pkd-sweep-table` does, files every evaluation record of every experiment under
 its set-up, and writes one row per set-up and method (the paper's KD; PKD where it was run)
 plus the two teachers: dev accuracy per task (the main metric where a task has
@@ -107,7 +107,7 @@ def study_values(experiments: list[dict], setup: Setup, pkd: str = registry.PKD,
         raise StudyError(
             f"no experiment has teacher.checkpoint / student.init_checkpoint of the study "
             f"(base '{setup.base}', large '{setup.large}') with evaluation metrics; "
-            f"run the set-ups first (README, 'The larger-teacher study')"
+            f"run the set-ups first (docs/presets.md, 'The larger-teacher study')"
         )
     evals["row"] = [_row_key(r, pkd) for r in evals.itertuples()]
     evals = evals[evals["row"].notna()]

@@ -1,7 +1,7 @@
 """`pkd-sweep-table`: best-on-dev hyper-parameters per (task, strategy, depth) over DVC experiments.
 
 The paper selects T, alpha, beta and the learning rate on dev (docs/method.md, "Hyper-parameters").
-Queue the grid with `dvc exp run --queue -S ...` (README, "Sweeps"), run it with
+Queue the grid with `dvc exp run --queue -S ...` (docs/presets.md, "Sweeps"), run it with
 `dvc queue start`, then this command reads `dvc exp show --json`, picks each
 student's best setting by its dev main metric (mean over seeds), prints a Markdown table and
 writes metrics/sweep_best.json, which the report includes.
