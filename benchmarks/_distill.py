@@ -35,8 +35,8 @@ DISTILLING = [name for name in strategies.names() if strategies.get_strategy(nam
 def add_distill_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("distillation (defaults from params.yaml, as the distill stage reads them)")
     group.add_argument("--params", default=str(ROOT / "params.yaml"), help="[params.yaml]")
-    group.add_argument("--strategy", default="pkd_skip", choices=DISTILLING,
-                       help="its alpha, beta, T, layer map and learning rate come from --params [pkd_skip]")
+    group.add_argument("--strategy", default=strategies.PKD, choices=DISTILLING,
+                       help=f"its alpha, beta, T, layer map and learning rate come from --params [{strategies.PKD}]")
     group.add_argument("--pooling", choices=POOLINGS, default=None, help="[--params' pooling]")
     group.add_argument("--lr", type=float, default=None, help="[the strategy's learning rate in --params]")
 

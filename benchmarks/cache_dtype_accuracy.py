@@ -19,6 +19,7 @@ from _common import hardware, print_banner, print_table, write_result
 from datasets import load_from_disk
 from transformers import DataCollatorWithPadding, AutoTokenizer
 
+from pkd import strategies
 from pkd.config import load_params
 from pkd.data import get_task
 from pkd.models import load_classifier
@@ -34,7 +35,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repo", type=Path, required=True, help="a pipeline checkout whose teacher@<task> has run")
     parser.add_argument("--task", default="mrpc")
-    parser.add_argument("--strategy", default="pkd_skip")
+    parser.add_argument("--strategy", default=strategies.PKD)
     parser.add_argument("--depth", type=int, default=3)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--json", default=None)

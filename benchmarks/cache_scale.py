@@ -11,8 +11,8 @@ peak resident memory (ru_maxrss) is its own:
   (load_file) and indexes it in memory.
 - NEW (pkd.teacher_cache, as the pipeline runs it): build_teacher_cache
   with the layers Params.patient_layers gives for the configured students
-  (default PKD-Skip and PKD-Last, depths 6 and 3: layers 2, 4, 6, 7, 8, 9,
-  10, 11) in params.yaml's cache dtype (float16), streamed batch by batch into
+  (default: every strategy with a patient loss, depths 6 and 3: with the paper's
+  four, layers 2, 4, 6, 7, 8, 9, 10, 11) in params.yaml's cache dtype (float16), streamed batch by batch into
   a preallocated file; the reader is load_cache (it checks the teacher's hash
   and the data fingerprint, loads the idx column) and TeacherCache.rows, which
   preads each batch's rows.
@@ -25,7 +25,7 @@ module with the teacher's interface over a dataset of one-token rows in the
 same random order, so its time is the library's own work (batching, pooling,
 writing, fingerprinting) without a teacher forward. The reader looks up
 `--lookups` random batches of 32 idx (0: one full shuffled epoch) with the
-layers of a 6-layer PKD-Skip student (Params.loss_config).
+layers of a 6-layer student of the paper's PKD (Params.loss_config).
 
 The old format does not fit this machine at full size (its build holds
 about three copies of a 14.5 GB array), so it runs at `--old-fraction` of the
@@ -52,6 +52,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from pkd import strategies  # the registry only: torch is imported where it is used
+
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = 1024  # distinct synthetic state rows
 TASK = "mnli"
@@ -75,8 +77,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--hidden", type=int, default=768)
     p.add_argument("--labels", type=int, default=3)
     p.add_argument("--depths", default="6,3", help="student.depths whose layers the new cache stores [6,3]")
-    p.add_argument("--strategies", default="pkd_skip,pkd_last",
-                   help="student.strategies whose layers the new cache stores [pkd_skip,pkd_last]")
+    patient = ",".join(s for s in strategies.names() if strategies.get_strategy(s).patient)
+    p.add_argument("--strategies", default=patient,
+                   help=f"student.strategies whose layers the new cache stores [{patient}]")
     p.add_argument("--params", default=str(ROOT / "params.yaml"),
                    help="the other settings: alpha/beta of each strategy, cache_dtype [params.yaml]")
     p.add_argument("--dtype", default=None, choices=["float16", "bfloat16", "float32"],
@@ -132,8 +135,8 @@ def _params(args):
 
 
 def _student_layers(args) -> list[int]:
-    """The teacher layers a PKD-Skip student of the first of --depths reads, as the distill stage plans it."""
-    return _params(args).loss_config("pkd_skip", TASK, int(args.depths.split(",")[0]), args.layers).patient_layers
+    """The teacher layers a student of the paper's PKD of the first of --depths reads, as the distill stage plans it."""
+    return _params(args).loss_config(strategies.PKD, TASK, int(args.depths.split(",")[0]), args.layers).patient_layers
 
 
 def _synthetic_teacher(args):

@@ -2,15 +2,15 @@
 
 Part 1, end to end: a temporary copy of the repository (as tests/test_pipeline.py
 makes one) with `precision: bf16`, the built-in pair task (small), the
-embedded 6-layer checkpoint as teacher and two 3-layer students (KD and
-PKD-Skip); `dvc repro` runs prepare, teacher, teacher_cache, both distill
-stages, evaluate, timing and report. Checked: every stage ran, the cache
-manifest and the evaluation and timing records say bf16, and the cache holds
-only PKD-Skip's layers.
+embedded 6-layer checkpoint as teacher and two 3-layer students (the paper's
+KD and PKD, pkd.strategies.KD and .PKD); `dvc repro` runs prepare, teacher,
+teacher_cache, both distill stages, evaluate, timing and report. Checked: every
+stage ran, the cache manifest and the evaluation and timing records say bf16,
+and the cache holds only the PKD student's layers.
 
 Part 2, throughput: the distill stage's step (DistillationTrainer.training_step:
 student forward, compute_loss against teacher rows that build_teacher_cache
-wrote, backward; then Trainer's clipping and AdamW step) for PKD-Skip with
+wrote, backward; then Trainer's clipping and AdamW step) for the paper's PKD with
 params.yaml's loss and pooling, of a student cut from a random BERT-base-shaped
 checkpoint (hidden 768, 12 heads, 12 layers; `--student-depth` layers; speed
 does not depend on the weights) at batch 32 and length 128, fp32 against bf16
@@ -41,6 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import ROOT, Timer, hardware, print_banner, print_table, stats, write_result
+
+from pkd import paths, strategies
+from pkd.config import split_strategies
 
 COPIED = ["dvc.yaml", "params.yaml", "stages", "pkd", "presets", ".dvcignore"]
 
@@ -92,7 +95,9 @@ def end_to_end(args, root: Path) -> dict:
                           inputs={"builtin_pair": "pkd/data/builtin.py"})
     params["teacher"].update(checkpoint=checkpoint, epochs=1, train_eval_samples=32)
     depth = 2 if args.quick else args.student_depth
-    params["student"].update(depths=[depth], strategies=["kd", "pkd_skip"], epochs=1, train_eval_samples=32)
+    students = [strategies.KD, strategies.PKD]
+    params["student"].update(depths=[depth], strategies=students, **split_strategies(students), epochs=1,
+                             train_eval_samples=32)
     params["timing"].update(warmup=1, repeats=2, max_examples=64)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
@@ -104,7 +109,8 @@ def end_to_end(args, root: Path) -> dict:
     seconds = time.perf_counter() - start
     stages = sorted(set(re.findall(r"Running stage '([^']+)'", log)))
     manifest = json.loads((root / "cache/teacher/builtin_pair/manifest.json").read_text())
-    evaluation = json.loads((root / f"metrics/eval/builtin_pair/pkd_skip-{depth}.json").read_text())
+    student = paths.student_name(strategies.PKD, depth, params["student"]["seeds"][0])
+    evaluation = json.loads((root / paths.evaluation("builtin_pair", student)).read_text())
     timing = json.loads((root / "metrics/timing.json").read_text())
     return {
         "seconds": seconds,
@@ -114,7 +120,7 @@ def end_to_end(args, root: Path) -> dict:
         "cache_layers": manifest.get("stored_layers"),
         "cache_dtype": manifest.get("dtype"),
         "eval_precision": evaluation.get("precision"),
-        "dev_accuracy_pkd_skip": evaluation["splits"]["dev"].get("accuracy"),
+        "dev_accuracy_pkd": evaluation["splits"]["dev"].get("accuracy"),
         "timing_precision": timing.get("precision"),
         "timing_speedup_b32": {m["model"]: m["speedup"]["throughput_b32_dev"] for m in timing["models"]},
     }
@@ -166,7 +172,7 @@ def throughput(args, device) -> dict:
         collator = DataCollatorWithPadding(load_tokenizer(checkpoint))
         batch = collator(training_rows(rows))
         teacher = build_teacher(checkpoint, task, seed=0, pooling=params.pooling).to(device).eval()
-        loss = params.loss_config("pkd_skip", task.name, depth, teacher.config.num_hidden_layers)
+        loss = params.loss_config(strategies.PKD, task.name, depth, teacher.config.num_hidden_layers)
         cache, _ = train_split_cache(teacher, task, rows, collator, tmp, layers=loss.patient_layers,
                                      dtype=params.teacher.cache_dtype, batch_size=b, precision="fp32", device=device)
         del teacher
@@ -174,7 +180,7 @@ def throughput(args, device) -> dict:
         for name in ("fp32", args.precision):  # each prepared before the next trainer exists (see TrainerSteps)
             student = build_student(checkpoint, depth, task, seed=0, pooling=params.pooling)
             trainer = distill_trainer(student, params, loss, cache, task=task, seed=0,
-                                      learning_rate=params.student_learning_rate("pkd_skip", task.name),
+                                      learning_rate=params.student_learning_rate(strategies.PKD, task.name),
                                       precision=name, device=device, output_dir=tmp / name)
             steps[name] = TrainerSteps(trainer, seed=0)
 
@@ -211,7 +217,7 @@ def end_to_end_report(args) -> dict:
     print(f"  cache: precision {e2e['cache_precision']}, dtype {e2e['cache_dtype']}, layers {e2e['cache_layers']}; "
           f"evaluate: {e2e['eval_precision']}; timing: {e2e['timing_precision']}; "
           f"fallback warnings: {e2e['fallback_warnings']}")
-    print(f"  PKD-Skip dev accuracy {e2e['dev_accuracy_pkd_skip']}; throughput speed-up vs teacher {e2e['timing_speedup_b32']}")
+    print(f"  {strategies.label(strategies.PKD)} dev accuracy {e2e['dev_accuracy_pkd']}; throughput speed-up vs teacher {e2e['timing_speedup_b32']}")
     return e2e
 
 

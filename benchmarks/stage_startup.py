@@ -24,12 +24,14 @@ from pathlib import Path
 
 from _common import ROOT, hardware, print_banner, print_table, write_result
 
+from pkd import strategies
+
 NAME = "stage_startup"
 STAGE_ARGS = {
     "prepare": ["--task", "builtin_pair"],
     "teacher": ["--task", "builtin_pair"],
     "teacher_cache": ["--task", "builtin_pair"],
-    "distill": ["--task", "builtin_pair", "--strategy", "kd", "--depth", "2", "--seed", "42"],
+    "distill": ["--task", "builtin_pair", "--strategy", strategies.KD, "--depth", "2", "--seed", "42"],
     "evaluate": ["--task", "builtin_pair"],
     "timing": [],
     "report": [],

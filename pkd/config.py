@@ -226,7 +226,7 @@ class StudentParams(TrainParams):
     init_checkpoint: str | None = Field(default=None, min_length=1)
     kd_reduction: Literal[KD_REDUCTIONS] = "mean"
     normalize_patience: bool = True
-    # Per task ("mnli") or task and depth ("rte-3"); the authors chose it so (PKD.md).
+    # Per task ("mnli") or task and depth ("rte-3"); the authors chose it so (docs/method.md).
     normalize_patience_overrides: dict[str, bool] = {}
 
     @field_validator("normalize_patience_overrides")

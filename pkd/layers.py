@@ -1,4 +1,4 @@
-"""Which teacher layers a PKD student learns from (PKD.md, "Which teacher layers").
+"""Which teacher layers a PKD student learns from (docs/method.md, "Which teacher layers").
 
 Layers are numbered 1..N as in the paper; HF `hidden_states[i]` is the output
 of layer i and `hidden_states[0]` the embeddings. Student layers 1..M-1 are

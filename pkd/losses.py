@@ -1,4 +1,4 @@
-"""PKD losses as pure tensor functions (PKD.md, "Loss").
+"""PKD losses as pure tensor functions (docs/method.md, "Loss").
 
     L = (1 - alpha) * L_CE + alpha * L_DS + beta * L_PT
 

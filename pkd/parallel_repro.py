@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pkd.errors import PKDError
-
-LOG_DIR = Path("runs/logs")
+from pkd.paths import LOGS, stage_log
 
 
 def stage_graph(root: Path = Path(".")) -> tuple[dict[str, set[str]], set[str]]:
@@ -78,7 +77,7 @@ def run_parallel(jobs: int, root: Path = Path("."), poll_seconds: float = 0.5) -
     env = dict(os.environ)
     # One BLAS/OpenMP pool per core: N processes each with all cores' threads would oversubscribe.
     env.setdefault("OMP_NUM_THREADS", str(threads_per_job(jobs)))
-    (root / LOG_DIR).mkdir(parents=True, exist_ok=True)
+    (root / LOGS).mkdir(parents=True, exist_ok=True)
     print(f"pkd repro: {len(pending)} of {len(graph)} stage(s) to run, {jobs} at a time, "
           f"{env['OMP_NUM_THREADS']} thread(s) each", flush=True)
 
@@ -88,22 +87,22 @@ def run_parallel(jobs: int, root: Path = Path("."), poll_seconds: float = 0.5) -
         if name in alone and "OMP_NUM_THREADS" not in os.environ:
             # Alone on the machine: all cores, as under a serial `dvc repro`.
             stage_env = {**env, "OMP_NUM_THREADS": str(threads_per_job(1))}
-        with open(root / _log(name), "w") as log:
+        with open(root / stage_log(name), "w") as log:
             return subprocess.Popen(["dvc", "--wait-for-lock", "repro", "--single-item", name],
                                     cwd=root, env=stage_env, stdout=log, stderr=subprocess.STDOUT)
 
     def finished(name: str, returncode: int, minutes: float) -> None:
         if returncode != 0:
-            print(f"  FAILED {name} (exit {returncode}); log: {_log(name)}", flush=True)
+            print(f"  FAILED {name} (exit {returncode}); log: {stage_log(name)}", flush=True)
             return
         # Upstream re-ran but produced the same bytes: DVC skips the stage.
-        ran = f"Running stage '{name}'" in (root / _log(name)).read_text(errors="replace")
+        ran = f"Running stage '{name}'" in (root / stage_log(name)).read_text(errors="replace")
         print(f"  {'done' if ran else 'same'}   {name} ({minutes:.1f} min)", flush=True)
 
     done, failed = schedule(graph, alone, pending, jobs, launch, finished, poll_seconds)
     if failed:
-        print(_tail(root / _log(failed[0])), file=sys.stderr)
-        raise PKDError(f"stage {failed[0]} failed (its log above, in full in {_log(failed[0])})")
+        print(_tail(root / stage_log(failed[0])), file=sys.stderr)
+        raise PKDError(f"stage {failed[0]} failed (its log above, in full in {stage_log(failed[0])})")
     return done
 
 
@@ -140,10 +139,6 @@ def schedule(
             (succeeded if returncode == 0 else failed).append(name)
             finished(name, returncode, (time.monotonic() - started) / 60)
     return succeeded, failed
-
-
-def _log(stage: str) -> Path:
-    return LOG_DIR / (stage.replace("/", "_").replace(":", "_") + ".log")
 
 
 def _tail(path: Path, lines: int = 15) -> str:

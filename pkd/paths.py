@@ -1,11 +1,12 @@
 """Every pipeline output path, defined once.
 
-dvc.yaml declares the same paths as outs; stage scripts get them from here so
-that no path is spelled twice in Python code.
+dvc.yaml declares the same paths as outs; stage scripts and the commands
+(`pkd-sweep-table`, `pkd-teacher-study`, `pkd repro`) get them from here so that
+no path is spelled twice in Python code.
 """
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 DATA = Path("data/prepared")
 MODELS = Path("models")
@@ -14,10 +15,11 @@ METRICS = Path("metrics")
 PREDICTIONS = Path("predictions")
 REPORTS = Path("reports")
 CHECKPOINTS = Path("runs/checkpoints")
+LOGS = Path("runs/logs")
 
 
 def student_name(strategy: str, depth: int, seed: int) -> str:
-    """One student per (strategy, depth, seed), e.g. "pkd_skip-3-s42"."""
+    """One student per (strategy, depth, seed): "<strategy>-<depth>-s<seed>"."""
     return f"{strategy}-{depth}-s{seed}"
 
 
@@ -51,6 +53,16 @@ def evaluation(task: str, model: str) -> Path:
     return METRICS / "eval" / task / f"{model}.json"
 
 
+def parse_evaluation(path: str | Path) -> tuple[str, str] | None:
+    """(task, model) of an evaluation record's path, as `evaluation` writes it and `dvc exp
+    show` lists it (relative to any root: ".../metrics/eval/<task>/<model>.json"); None for
+    any other file."""
+    parts = PurePosixPath(Path(path).as_posix()).parts
+    if len(parts) < 4 or PurePosixPath(*parts[-4:-2]) != PurePosixPath(METRICS / "eval") or not parts[-1].endswith(".json"):
+        return None
+    return parts[-2], parts[-1].removesuffix(".json")
+
+
 def export_metrics(task: str, model: str) -> Path:
     """ONNX fp32 / int8 vs PyTorch on dev: agreement, scores, sizes."""
     return METRICS / "export" / task / f"{model}.json"
@@ -71,3 +83,18 @@ def timing() -> Path:
 
 def checkpoints(run_name: str) -> Path:
     return CHECKPOINTS / run_name
+
+
+def stage_log(stage: str) -> Path:
+    """The output of one stage run by `pkd repro --jobs N`."""
+    return LOGS / (stage.replace("/", "_").replace(":", "_") + ".log")
+
+
+def sweep_best() -> Path:
+    """`pkd-sweep-table`'s best setting per (task, strategy, depth); the report includes it."""
+    return METRICS / "sweep_best.json"
+
+
+def teacher_study() -> Path:
+    """`pkd-teacher-study`'s table (Markdown); its numbers are beside it as .json."""
+    return REPORTS / "teacher_study.md"

@@ -1,6 +1,6 @@
 """Which token state stands for a sentence: [CLS] (the paper) or the masked mean.
 
-PKD matches, and classifies from, the [CLS] state (PKD.md). That presumes a
+PKD matches, and classifies from, the [CLS] state (docs/method.md). That presumes a
 checkpoint whose [CLS] carries the sentence, as BERT's does after next-sentence
 pre-training. The embedded default checkpoint (all-MiniLM-L6-v2) was trained
 with mean pooling instead: below its top layer the [CLS] state is the same

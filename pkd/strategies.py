@@ -5,7 +5,10 @@ key and report label, its plot style, which loss terms it trains with and which
 teacher layers its patient loss pairs. Config validation, the stages, the report,
 the sweep table and the benchmarks read this registry; none spells the list again.
 
-Adding a strategy is one `register(Strategy(...))` (README, "Add your own strategy").
+Adding a strategy is one `register(Strategy(...))` (README, "Add your own strategy");
+the report then adds it to Table 1, the paired differences, its figures and the
+sweep table. The paper's layout of its own four (which table shows which, what it
+claims) is data here too: `PAPER`, `KD`, `PKD`, `CLAIMS`.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ LayerMap = Callable[[int, int], list[int]]
 class Strategy:
     """One way to train a student.
 
+    label: its name in the report's tables and figures.
     soft_labels: trains with the soft-label loss L_DS (so `alpha` may be > 0).
     layers: the patient loss's teacher layer map, by name in pkd.layers.LAYER_MAPS or as a
         function (teacher depth N, student depth M) -> M-1 teacher layer numbers;
@@ -34,6 +38,7 @@ class Strategy:
     layers: str | LayerMap | None = None
     color: str = "tab:green"
     marker: str = "D"
+    description: str = ""  # what it trains with, for the report's captions
 
     @property
     def patient(self) -> bool:
@@ -94,8 +99,32 @@ def label(name: str) -> str:
     return get_strategy(name).label if name in _REGISTRY else name
 
 
-# The paper's four (PKD.md, "Strategies").
-register(Strategy("ft", "FT", color="tab:gray", marker="s"))
-register(Strategy("kd", "KD", soft_labels=True, color="tab:blue", marker="o"))
-register(Strategy("pkd_skip", "PKD-Skip", soft_labels=True, layers="skip", color="tab:red", marker="^"))
-register(Strategy("pkd_last", "PKD-Last", soft_labels=True, layers="last", color="tab:orange", marker="v"))
+def extras() -> tuple[str, ...]:
+    """The registered strategies beyond the paper's four, in registration order: the report
+    adds each to Table 1, the paired differences and its figures."""
+    return tuple(s for s in _REGISTRY if s not in PAPER)
+
+
+def comparisons() -> tuple[tuple[str, str], ...]:
+    """(a, b) pairs the report tests seed by seed, a - b: the paper's claims among the
+    registered strategies, then every extra strategy against each one registered before it."""
+    registered = names()
+    pairs = [(a, b) for a, b in CLAIMS if a in _REGISTRY and b in _REGISTRY]
+    for extra in extras():
+        pairs += [(extra, earlier) for earlier in registered[:registered.index(extra)]]
+    return tuple(pairs)
+
+
+# The paper's four (docs/method.md, "Strategies"), in the order of its tables.
+register(Strategy("ft", "FT", color="tab:gray", marker="s", description="fine-tuned on labels"))
+register(Strategy("kd", "KD", soft_labels=True, color="tab:blue", marker="o", description="soft labels"))
+register(Strategy("pkd_skip", "PKD-Skip", soft_labels=True, layers="skip", color="tab:red", marker="^",
+                  description="soft labels + patient loss on every (N/M)-th teacher layer"))
+register(Strategy("pkd_last", "PKD-Last", soft_labels=True, layers="last", color="tab:orange", marker="v",
+                  description="soft labels + patient loss on the last M-1 teacher layers below the top"))
+
+PAPER = names()
+KD = "kd"        # the paper's baseline distillation: soft labels, no patient loss
+PKD = "pkd_skip"  # the paper's main method, "PKD" in its Table 1, Figure 2 and larger-teacher study
+# What the paper claims, as (better, than) pairs; the report puts each to a paired test over seeds.
+CLAIMS = ((PKD, KD), (PKD, "ft"), (KD, "ft"), (PKD, "pkd_last"))

@@ -1,6 +1,6 @@
 """`pkd-teacher-study`: the paper's larger-teacher study as a table, from DVC experiments.
 
-The study (PKD.md, "The larger-teacher study") compares three set-ups, all with
+The study (docs/method.md, "The larger-teacher study") compares three set-ups, all with
 the same student depth:
 
     #1  base teacher,  student cut from the base checkpoint
@@ -8,10 +8,10 @@ the same student depth:
     #3  large teacher, student cut from the large checkpoint
 
 Each set-up is one DVC experiment of the unchanged pipeline, told apart by its
-params `teacher.checkpoint` and `student.init_checkpoint` (README, "The
-larger-teacher study"). This command reads `dvc exp show --json`, as
+params `teacher.checkpoint` and `student.init_checkpoint` (docs/presets.md,
+"The larger-teacher study"). This command reads `dvc exp show --json`, as
 `pkd-sweep-table` does, files every evaluation record of every experiment under
-its set-up, and writes one row per set-up and method (KD; PKD where it was run)
+its set-up, and writes one row per set-up and method (the paper's KD; PKD where it was run)
 plus the two teachers: dev accuracy per task (the main metric where a task has
 no accuracy), as mean ± std over seeds where there are several, with the
 authors' numbers beside and the runs and files every cell comes from.
@@ -19,37 +19,25 @@ authors' numbers beside and the runs and files every cell comes from.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from pkd.io import write_json
+from pkd import paths
+from pkd import strategies as registry
+from pkd.errors import StudyError
+from pkd.experiments import load_experiments
+from pkd.io import write_bytes, write_json
 from pkd.records import restore_from_exp_show
 from pkd.report.load import eval_rows
+from pkd.report.paper import authors_study_dev
 from pkd.report.tables import score_columns, task_order
 from pkd.stage import run_stage
-from pkd.sweep import collect_experiments
-from pkd.errors import StudyError
 
-OUTPUT_MD = Path("reports/teacher_study.md")
-OUTPUT_JSON = Path("reports/teacher_study.json")
 WORKSPACE = "workspace"
 
-# The authors' dev accuracy (%), PKD.md "The larger-teacher study"; "#1 PKD" is
-# their 6-layer PKD-Skip row of the anchor table (same teacher and init as #1).
-PAPER = {
-    "teacher-base": {"sst2": 92.6, "mrpc": 86.9, "rte": 69.4, "qnli": 91.1, "mnli-m": 83.5, "qqp": 90.9},
-    "teacher-large": {"sst2": 92.8, "mrpc": 85.5, "rte": 71.5, "qnli": 92.1, "mnli-m": 85.9, "qqp": 91.5},
-    "#1 KD": {"sst2": 90.8, "mrpc": 82.8, "rte": 67.5, "qnli": 88.7, "mnli-m": 80.8, "qqp": 90.5},
-    "#2 KD": {"sst2": 91.0, "mrpc": 84.1, "rte": 66.4, "qnli": 87.4, "mnli-m": 80.8, "qqp": 90.3},
-    "#3 KD": {"sst2": 89.2, "mrpc": 75.2, "rte": 58.1, "qnli": 84.3, "mnli-m": 75.8, "qqp": 88.0},
-    "#1 PKD": {"sst2": 91.1, "mrpc": 83.5, "rte": 68.2, "qnli": 89.7, "mnli-m": 82.2, "qqp": 90.8},
-    "#3 PKD": {"sst2": 89.4, "mrpc": 71.6, "rte": 59.2, "qnli": 83.5, "mnli-m": 77.1, "qqp": 89.5},
-}
 ROW_LABELS = {
     "teacher-base": "Teacher, base",
     "teacher-large": "Teacher, large",
@@ -60,6 +48,20 @@ ROW_LABELS = {
     "#1 PKD": "#1 base teacher, base-init, PKD",
 }
 SETUPS = {("base", "base"): "#1", ("large", "base"): "#2", ("large", "large"): "#3"}
+
+
+def authors(row: str, pkd: str = registry.PKD) -> dict[str, float]:
+    """The authors' dev accuracy (%) for a row (pkd.report.paper); the PKD rows' are those of
+    the strategy `pkd`, where they report it ({} otherwise)."""
+    if row.startswith("teacher-"):
+        return authors_study_dev("#1" if row == "teacher-base" else "#2", None)
+    setup, method = row.split(" ")
+    return authors_study_dev(setup, registry.KD if method == "KD" else pkd)
+
+
+def pkd_strategies() -> list[str]:
+    """The strategies a PKD row may show: those with a patient loss."""
+    return [s for s in registry.names() if registry.get_strategy(s).patient]
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ class Setup:
         return SETUPS.get((names.get(teacher), names.get(init)))
 
 
-def study_values(experiments: list[dict], setup: Setup, pkd: str = "pkd_skip", depth: int | None = None) -> pd.DataFrame:
+def study_values(experiments: list[dict], setup: Setup, pkd: str = registry.PKD, depth: int | None = None) -> pd.DataFrame:
     """One row per (row, column, seed): the value and the run and file it comes from.
 
     Identical results found under several names (an experiment and the workspace
@@ -94,8 +96,7 @@ def study_values(experiments: list[dict], setup: Setup, pkd: str = "pkd_skip", d
         if which is None:
             continue
         for path, record in exp["metrics"].items():
-            parts = Path(path).parts
-            if len(parts) < 4 or parts[-4:-2] != ("metrics", "eval") or not record:
+            if paths.parse_evaluation(path) is None or not record:
                 continue
             for row in eval_rows(restore_from_exp_show(record), Path(path), f"{exp['name']}:{path}"):
                 row.update(setup=which, run=exp["name"],
@@ -106,7 +107,7 @@ def study_values(experiments: list[dict], setup: Setup, pkd: str = "pkd_skip", d
         raise StudyError(
             f"no experiment has teacher.checkpoint / student.init_checkpoint of the study "
             f"(base '{setup.base}', large '{setup.large}') with evaluation metrics; "
-            f"run the set-ups first (README, 'The larger-teacher study')"
+            f"run the set-ups first (docs/presets.md, 'The larger-teacher study')"
         )
     evals["row"] = [_row_key(r, pkd) for r in evals.itertuples()]
     evals = evals[evals["row"].notna()]
@@ -142,15 +143,16 @@ def study_values(experiments: list[dict], setup: Setup, pkd: str = "pkd_skip", d
 def _row_key(row, pkd: str) -> str | None:
     if row.role == "teacher":
         return "teacher-large" if row.setup in ("#2", "#3") else "teacher-base"
-    if row.strategy == "kd":
+    if row.strategy == registry.KD:
         return f"{row.setup} KD"
     if row.strategy == pkd and f"{row.setup} PKD" in ROW_LABELS:
         return f"{row.setup} PKD"
     return None
 
 
-def summarise(values: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std (sample, n - 1) and n over seeds per (row, column), with the runs and files."""
+def summarise(values: pd.DataFrame, pkd: str = registry.PKD) -> pd.DataFrame:
+    """Mean, std (sample, n - 1) and n over seeds per (row, column), with the runs and files,
+    and the authors' number (`paper`) where they report one."""
     out = []
     for (row, column), grp in values.groupby(["row", "column"], sort=False):
         v = grp["value"].tolist()
@@ -158,7 +160,7 @@ def summarise(values: pd.DataFrame) -> pd.DataFrame:
         out.append({"row": row, "column": column, "metric": grp.iloc[0]["metric"], "mean": sum(v) / len(v),
                     "std": std, "n": len(v), "seeds": sorted(grp["seed"].tolist()), "depth": int(grp.iloc[0]["depth"]),
                     "runs": list(dict.fromkeys(grp["run"])), "sources": grp["source"].tolist(),
-                    "paper": PAPER[row].get(column)})
+                    "paper": authors(row, pkd).get(column)})
     return pd.DataFrame.from_records(out)
 
 
@@ -168,7 +170,7 @@ def cell(mean: float, std: float | None, n: int) -> str:
     return f"{100 * mean:.1f} ± {100 * std:.1f} (n={n})"
 
 
-def render(summary: pd.DataFrame, setup: Setup, pkd: str = "pkd_skip") -> str:
+def render(summary: pd.DataFrame, setup: Setup, pkd: str = registry.PKD) -> str:
     columns = list(dict.fromkeys(summary["column"]))
     with_paper = [c for c in columns if summary.loc[summary["column"] == c, "paper"].notna().any()]
     lines = []
@@ -182,14 +184,16 @@ def render(summary: pd.DataFrame, setup: Setup, pkd: str = "pkd_skip") -> str:
         for c in columns:
             rec.append(cell(sub.at[c, "mean"], sub.at[c, "std"], sub.at[c, "n"]) if c in sub.index else "-")
             if c in with_paper:
-                rec.append(f"{PAPER[row][c]:.1f}" if c in PAPER[row] else "-")
+                theirs = sub.at[c, "paper"] if c in sub.index else None
+                rec.append("-" if theirs is None or pd.isna(theirs) else f"{theirs:.1f}")
         table.append(rec)
     lines.append(pd.DataFrame(table, columns=header).to_markdown(index=False, disable_numparse=True))
     metrics = ", ".join(f"{c}: {m}" for c, m in dict(zip(summary["column"], summary["metric"])).items())
     note = (
         f"Dev scores (%), {metrics}; mean ± sample std over seeds where there are several (n = seeds). "
-        f"PKD rows: {pkd}. Base checkpoint '{setup.base}', large checkpoint '{setup.large}'. "
-        "The '(paper)' columns are the authors' dev accuracy (PKD.md; #1 PKD is their 6-layer PKD-Skip); "
+        f"PKD rows: {registry.label(pkd)}. Base checkpoint '{setup.base}', large checkpoint '{setup.large}'. "
+        "The '(paper)' columns are the authors' dev accuracy (docs/method.md; their PKD is "
+        f"{registry.label(registry.PKD)}); "
         "every other number is read from the metrics files listed below."
     )
     lines += [
@@ -209,39 +213,31 @@ def render(summary: pd.DataFrame, setup: Setup, pkd: str = "pkd_skip") -> str:
     return "\n".join(lines) + "\n"
 
 
-def exp_show() -> list[dict]:
-    proc = subprocess.run(["dvc", "exp", "show", "--json", "--all-commits"], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise StudyError(f"dvc exp show failed: {proc.stderr.strip().splitlines()[-1:] or proc.returncode}")
-    return json.loads(proc.stdout)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="bert-base-uncased", help="teacher.checkpoint of the base model")
     parser.add_argument("--large", default="bert-large-uncased", help="teacher.checkpoint of the large model")
     parser.add_argument("--depth", type=int, help="student depth (needed when several were run)")
-    parser.add_argument("--pkd", default="pkd_skip", choices=["pkd_skip", "pkd_last"], help="the PKD rows' strategy")
+    parser.add_argument("--pkd", default=registry.PKD, choices=pkd_strategies(), help="the PKD rows' strategy")
     parser.add_argument("--exp", action="append", help="use only these experiments (repeatable)")
     parser.add_argument("--exp-show-json", type=Path, help="read this file instead of running `dvc exp show --json`")
-    parser.add_argument("--output", type=Path, default=OUTPUT_MD)
+    parser.add_argument("--output", type=Path, default=paths.teacher_study())
     args = parser.parse_args(argv)
     run_stage(lambda: make_study(args))  # a PKDError or a missing file: one line, exit 2
 
 
 def make_study(args: argparse.Namespace) -> None:
     setup = Setup(args.base, args.large)
-    raw = json.loads(args.exp_show_json.read_text()) if args.exp_show_json else exp_show()
-    experiments = collect_experiments(raw)
+    experiments = load_experiments(args.exp_show_json)
     if args.exp:
         experiments = [e for e in experiments if e["name"] in args.exp]
-    summary = summarise(study_values(experiments, setup, args.pkd, args.depth))
+    summary = summarise(study_values(experiments, setup, args.pkd, args.depth), args.pkd)
     text = render(summary, setup, args.pkd)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text)
+    write_bytes(args.output, text.encode())
     records = summary.to_dict(orient="records")
     for rec in records:  # JSON has no NaN
-        rec["std"] = None if rec["std"] is None or math.isnan(rec["std"]) else rec["std"]
+        for key in ("std", "paper"):
+            rec[key] = None if rec[key] is None or math.isnan(rec[key]) else rec[key]
     write_json(args.output.with_suffix(".json"), records)
     print(text)
     print(f"written to {args.output} and {args.output.with_suffix('.json')}")

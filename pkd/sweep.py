@@ -1,7 +1,7 @@
 """`pkd-sweep-table`: best-on-dev hyper-parameters per (task, strategy, depth) over DVC experiments.
 
-The paper selects T, alpha, beta and the learning rate on dev (PKD.md, "Grid").
-Queue the grid with `dvc exp run --queue -S ...` (README, "Sweeps"), run it with
+The paper selects T, alpha, beta and the learning rate on dev (docs/method.md, "Hyper-parameters").
+Queue the grid with `dvc exp run --queue -S ...` (docs/presets.md, "Sweeps"), run it with
 `dvc queue start`, then this command reads `dvc exp show --json`, picks each
 student's best setting by its dev main metric (mean over seeds), prints a Markdown table and
 writes metrics/sweep_best.json, which the report includes.
@@ -9,47 +9,18 @@ writes metrics/sweep_best.json, which the report includes.
 from __future__ import annotations
 
 import argparse
-import json
-import re
-import subprocess
 from pathlib import Path
 
 import pandas as pd
 
+from pkd import paths
 from pkd.errors import PKDError
+from pkd.experiments import load_experiments
 from pkd.io import write_json
 from pkd.records import parse_student_name, read_evaluation, restore_from_exp_show
 from pkd.stage import run_stage
 
-EVAL_FILE = re.compile(r"metrics/eval/(?P<task>[^/]+)/(?P<model>[^/]+)\.json$")
-# An experiment still queued or running lists the baseline's metrics under its own
-# name (dvc exp show); a failed one has none of its own. Only finished ones count.
-UNFINISHED = ("queued", "running", "failed")
 KNOBS = ["temperature", "alpha", "beta", "learning_rate"]
-OUTPUT = Path("metrics/sweep_best.json")
-
-
-def collect_experiments(exp_show: list) -> list[dict]:
-    """Flatten `dvc exp show --json` into [{name, rev, params, metrics}] for every revision found."""
-    found = []
-
-    def visit(node):
-        if isinstance(node, dict):
-            if (node.get("executor") or {}).get("state") in UNFINISHED:
-                return
-            data = node.get("data")
-            if isinstance(data, dict) and "params" in data and "metrics" in data:
-                params = (data.get("params") or {}).get("params.yaml", {}).get("data", {})
-                metrics = {path: m.get("data", {}) for path, m in (data.get("metrics") or {}).items()}
-                found.append({"name": node.get("name") or data.get("rev"), "rev": data.get("rev"), "params": params, "metrics": metrics})
-            for value in node.values():
-                visit(value)
-        elif isinstance(node, list):
-            for value in node:
-                visit(value)
-
-    visit(exp_show)
-    return found
 
 
 def candidate_rows(experiments: list[dict]) -> pd.DataFrame:
@@ -57,16 +28,16 @@ def candidate_rows(experiments: list[dict]) -> pd.DataFrame:
     for exp in experiments:
         params = exp["params"]
         for path, record in exp["metrics"].items():
-            match = EVAL_FILE.search(path)
-            student = parse_student_name(match["model"]) if match else None
+            evaluation = paths.parse_evaluation(path)
+            student = parse_student_name(evaluation[1]) if evaluation else None
             if not student or not record.get("splits"):
                 continue
-            record = read_evaluation(restore_from_exp_show(record), match[0])
+            record = read_evaluation(restore_from_exp_show(record), path)
             strategy, depth, seed = student
             dev_split = next(s for s in record["splits"] if s.startswith("dev"))  # MNLI: dev_matched
             knobs = params.get("strategies", {}).get(strategy, {})
             rows.append({
-                "task": match["task"],
+                "task": evaluation[0],
                 "strategy": strategy,
                 "depth": depth,
                 "seed": seed if seed is not None else record["seed"],
@@ -110,16 +81,9 @@ def main(argv: list[str] | None = None) -> None:
 def make_table(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--exp-show-json", type=Path, help="read this file instead of running `dvc exp show --json`")
-    parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument("--output", type=Path, default=paths.sweep_best())
     args = parser.parse_args(argv)
-    if args.exp_show_json:
-        exp_show = json.loads(args.exp_show_json.read_text())
-    else:
-        proc = subprocess.run(["dvc", "exp", "show", "--json", "--all-commits"], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise PKDError(f"dvc exp show failed: {proc.stderr.strip()}")
-        exp_show = json.loads(proc.stdout)
-    table = best_on_dev(collect_experiments(exp_show))
+    table = best_on_dev(load_experiments(args.exp_show_json))
     write_json(args.output, table.to_dict(orient="records"))
     print(table.to_markdown(index=False, floatfmt=".4g"))
     print(f"\nwritten to {args.output}")

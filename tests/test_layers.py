@@ -47,7 +47,7 @@ def test_invalid_combinations_raise(strategy, n, m, message):
 
 
 def test_larger_teacher_study_maps_24_layers_to_6():
-    # The paper's BERT-large teacher (N = 24) and 6-layer student (PKD.md, larger-teacher study).
+    # The paper's BERT-large teacher (N = 24) and 6-layer student (docs/method.md, larger-teacher study).
     assert layer_map("skip", 24, 6) == [4, 8, 12, 16, 20]
     assert layer_map("last", 24, 6) == [19, 20, 21, 22, 23]
     # The offline proof's tiny "large" teacher (8 layers) and 2-layer student.

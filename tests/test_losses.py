@@ -1,4 +1,4 @@
-"""Losses against an independent NumPy computation of PKD.md's formulas."""
+"""Losses against an independent NumPy computation of docs/method.md's formulas."""
 import numpy as np
 import pytest
 import torch

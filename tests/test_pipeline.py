@@ -117,7 +117,8 @@ def test_remote_push_then_fresh_clone_pull_is_byte_identical_and_up_to_date(repo
 def test_parallel_queued_sweep_lands_in_mlflow_and_best_on_dev_table(repo, server):
     from mlflow.tracking import MlflowClient
 
-    from pkd.sweep import best_on_dev, collect_experiments
+    from pkd.experiments import collect_experiments
+    from pkd.sweep import best_on_dev
 
     root, env, _ = repo
     queue_env = {**env, "MLFLOW_TRACKING_URI": server, "OMP_NUM_THREADS": "1"}

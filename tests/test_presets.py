@@ -133,7 +133,7 @@ def test_paper_preset_runs_offline_on_stand_ins(tmp_path):
 
 
 def test_paper_preset_normalises_patience_as_the_authors_did(tmp_path):
-    """PKD.md: normalised for SST-2, MRPC (3 and 6 layers) and RTE at 6; not for RTE at 3, MNLI, QNLI, QQP."""
+    """docs/method.md: normalised for SST-2, MRPC (3 and 6 layers) and RTE at 6; not for RTE at 3, MNLI, QNLI, QQP."""
     params_file = tmp_path / "params.yaml"
     params_file.write_text((ROOT / "params.yaml").read_text())
     apply_preset("paper", params_file, ROOT / "presets")

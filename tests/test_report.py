@@ -5,7 +5,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from pkd import strategies as registry
 from pkd.report import OUTPUTS, build_report
+from pkd.sweep import best_on_dev
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TEACHER_DEPTH = 6
@@ -121,19 +123,19 @@ def test_table1_layout_and_cells(report):
     assert list(t1.columns) == ["Model", "Layers", "Seeds", "mrpc", "mnli-m", "mnli-mm", "Average"]
     assert set(t1["Seeds"]) == {"1"}
     assert list(zip(t1["Model"], t1["Layers"])) == [
-        ("Teacher", "6"), ("FT", "3"), ("KD", "3"), ("PKD", "3"),
-        ("FT", "2"), ("KD", "2"), ("PKD", "2")]
+        ("Teacher", "6"), ("FT", "3"), ("KD", "3"), ("PKD-Skip", "3"),
+        ("FT", "2"), ("KD", "2"), ("PKD-Skip", "2")]
     assert _cell(t1, "KD", "3", "mrpc") == "88.1/84.0"
     assert _cell(t1, "KD", "3", "mnli-m") == "76.0"
     assert _cell(t1, "KD", "3", "mnli-mm") == "77.0"
-    # PKD row is PKD-Skip, not PKD-Last
-    assert _cell(t1, "PKD", "3", "mrpc") == "88.5/84.6"
+    # The paper's Table 1 PKD row is PKD-Skip; PKD-Last is in Table 2 only
+    assert _cell(t1, "PKD-Skip", "3", "mrpc") == "88.5/84.6"
     assert _cell(t1, "Teacher", "6", "mrpc") == "90.0/87.0"
     # Average of the main metrics (MRPC: accuracy, not F1) over the three columns
     assert _cell(t1, "KD", "3", "Average") == "79.0"            # (76 + 77 + 84) / 3
-    assert _cell(t1, "PKD", "3", "Average") == "80.5"           # (78 + 79 + 84.6) / 3 = 80.53
+    assert _cell(t1, "PKD-Skip", "3", "Average") == "80.5"           # (78 + 79 + 84.6) / 3 = 80.53
     assert _cell(t1, "Teacher", "6", "Average") == "85.3"       # (84 + 85 + 87) / 3 = 85.33
-    assert _cell(t1, "PKD", "2", "mnli-mm") == "73.1"
+    assert _cell(t1, "PKD-Skip", "2", "mnli-mm") == "73.1"
 
 
 def test_table2_skip_vs_last(report):
@@ -270,8 +272,8 @@ def test_seeds_give_mean_std_cells_and_paired_intervals(tmp_path):
     assert _cell(t1, "KD", "3", "Seeds") == "3" and _cell(t1, "Teacher", "6", "Seeds") == "1"
     # KD: F1 86.0 ± 1.0, accuracy 81.0 ± 1.0 (sample std over 3 seeds)
     assert _cell(t1, "KD", "3", "mrpc") == "86.0±1.0/81.0±1.0"
-    assert _cell(t1, "PKD", "3", "mrpc") == "88.0±2.0/83.0±2.0"
-    assert _cell(t1, "PKD", "3", "Average") == "83.0±2.0"
+    assert _cell(t1, "PKD-Skip", "3", "mrpc") == "88.0±2.0/83.0±2.0"
+    assert _cell(t1, "PKD-Skip", "3", "Average") == "83.0±2.0"
     paired = _csv(paths["table1_paired_differences.csv"])
     row = paired[(paired["Comparison"] == "PKD-Skip − KD") & (paired["Column"] == "mrpc")].iloc[0]
     assert (row["Seeds"], row["Mean difference"], row["95% interval"]) == ("3", "+2.0", "[-0.5, +4.5]")
@@ -354,3 +356,57 @@ def test_deployment_table_onnx_timing_rows_and_paper_points(tmp_path):
     paper = {p["label"]: p for p in paper_points()}
     assert paper["Paper PKD 6L"]["speedup"] == 1.94 and paper["Paper PKD 6L"]["score"] == pytest.approx(98.26, abs=0.01)
     assert paper["Paper PKD 3L"]["speedup"] == 3.73 and paper["Paper PKD 3L"]["score"] == pytest.approx(92.77, abs=0.01)
+
+
+@pytest.fixture
+def pkd_first():
+    """A strategy of one's own, registered as README's "Add your own strategy" does."""
+    strategy = registry.register(registry.Strategy("pkd_first", "PKD-First", soft_labels=True,
+                                                   layers=lambda n, m: list(range(1, m))))
+    yield strategy
+    registry.unregister("pkd_first")
+
+
+def _history(dev: float) -> list[dict]:
+    return [{"epoch": e, "train_accuracy": dev - 0.05 + 0.04 * e, "dev_accuracy": dev - 0.02 / e} for e in (1, 2, 3)]
+
+
+def test_a_registered_strategy_reaches_every_table_figure_and_the_sweep(tmp_path, pkd_first):
+    """Registered in pkd.strategies and nowhere else, a strategy shows up in Table 1, the paired
+    differences, Table 2 (it has a patient loss), Figure 2 and the sweep table."""
+    metrics = write_seeded_fixture(tmp_path)
+    # PKD-First is 3 points above KD on every seed (accuracy, the main metric).
+    for seed, (f1, acc) in zip((1, 2, 3), [(0.87, 0.83), (0.88, 0.84), (0.89, 0.85)]):
+        model = f"pkd_first-3-s{seed}"
+        _write(metrics / "eval" / "mrpc" / f"{model}.json", _eval_record(
+            "mrpc", model, {"dev": {"f1": f1, "accuracy": acc, "n": 408}}, ["f1", "accuracy"]))
+    for seed in (1, 2, 3):
+        _write(metrics / "train" / "mrpc" / f"kd-3-s{seed}.json", _history(0.81))
+    without = build_report(metrics, tmp_path / "without", {"tasks": ["mrpc"]})
+    for seed in (1, 2, 3):
+        _write(metrics / "train" / "mrpc" / f"pkd_first-3-s{seed}.json", _history(0.84))
+
+    experiment = {"name": "exp-first", "rev": "e1", "params": {"strategies": {"pkd_first": {
+        "alpha": 0.5, "beta": 10.0, "temperature": 5.0, "learning_rate": 3e-5}}}, "metrics": {
+        f"metrics/eval/mrpc/pkd_first-3-s{seed}.json": json.loads(
+            (metrics / "eval" / "mrpc" / f"pkd_first-3-s{seed}.json").read_text()) for seed in (1, 2, 3)}}
+    sweep = best_on_dev([experiment])
+    assert list(sweep["strategy"]) == ["pkd_first"] and sweep.iloc[0]["beta"] == 10.0
+    _write(metrics / "sweep_best.json", sweep.to_dict(orient="records"))
+    paths = build_report(metrics, tmp_path / "out", {"tasks": ["mrpc"]})
+
+    t1 = _csv(paths["table1_main.csv"])
+    assert list(t1["Model"]) == ["Teacher", "FT", "KD", "PKD-Skip", "PKD-First"]
+    assert _cell(t1, "PKD-First", "3", "mrpc") == "88.0±1.0/84.0±1.0"
+    t2 = _csv(paths["table2_skip_vs_last.csv"])
+    assert list(t2["Model"]) == ["PKD-Skip", "PKD-Last", "PKD-First"]
+    paired = _csv(paths["table1_paired_differences.csv"])
+    row = paired[(paired["Comparison"] == "PKD-First − KD") & (paired["Column"] == "mrpc")].iloc[0]
+    assert (row["Mean difference"], row["95% interval"], row["Verdict"]) == ("+3.0", "[+3.0, +3.0]", "PKD-First > KD")
+    assert {c for c in paired["Comparison"] if c.startswith("PKD-First")} == {
+        "PKD-First − FT", "PKD-First − KD", "PKD-First − PKD-Skip", "PKD-First − PKD-Last"}
+    md = paths["report.md"].read_text()
+    assert "accuracy per epoch for KD, PKD-Skip, PKD-First" in md  # Figure 2's caption
+    # Figure 2 draws its curves: the same report without its histories gives another image.
+    assert paths["fig_train_vs_dev.png"].read_bytes() != without["fig_train_vs_dev.png"].read_bytes()
+    assert "| mrpc | pkd_first | 3 |" in md  # the sweep table

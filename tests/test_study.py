@@ -10,7 +10,7 @@ from conftest import ROOT, make_repo, run_cmd, save_tiny_bert
 
 from pkd.config import parse_params, split_strategies
 from pkd.presets import apply_preset
-from pkd.study import PAPER, ROW_LABELS, Setup, StudyError, render, study_values, summarise
+from pkd.study import ROW_LABELS, Setup, StudyError, authors, render, study_values, summarise
 
 TASK = "builtin_pair"
 
@@ -25,7 +25,7 @@ def record(task, model, accuracy, depth, role="student", strategy=None, seed=Non
 
 
 def experiment(name, teacher, init, results, seed=42, strategies=("kd", "pkd_skip")):
-    """One entry as pkd.sweep.collect_experiments returns it."""
+    """One entry as pkd.experiments.collect_experiments returns it."""
     metrics = {}
     for model, acc in results.items():
         strategy, _, depth = model.rpartition("-")
@@ -116,7 +116,7 @@ def test_mrpc_cells_are_accuracy_not_the_main_metric():
         exp["metrics"][path.replace(TASK, "mrpc")] = rec
     s = summary_of([exp])
     assert s.at[("#1 KD", "mrpc"), "mean"] == 0.7 and s.at[("#1 KD", "mrpc"), "metric"] == "accuracy"
-    assert s.at[("#1 KD", "mrpc"), "paper"] == PAPER["#1 KD"]["mrpc"]
+    assert s.at[("#1 KD", "mrpc"), "paper"] == authors("#1 KD")["mrpc"]
 
 
 def test_no_matching_experiment_says_how_to_run_them():
@@ -134,7 +134,7 @@ def test_paper_columns_show_the_authors_numbers():
     table = render(summarise(study_values(exps, SETUP)), SETUP)
     header, _, teacher, kd = table.splitlines()[:4]
     assert "sst2 (paper)" in header
-    assert "90.0" in teacher and f"{PAPER['teacher-base']['sst2']:.1f}" in teacher
+    assert "90.0" in teacher and f"{authors('teacher-base')['sst2']:.1f}" in teacher
     assert "88.0" in kd and "90.8" in kd
 
 
@@ -303,3 +303,22 @@ def test_table_from_real_dvc_experiments_with_seeds(tmp_path):
     assert rows["#3 PKD"]["mean"] == pytest.approx(0.70) and rows["teacher-large"]["n"] == 1
     assert rows["#2 KD"]["metric"] == "accuracy" and rows["#2 KD"]["paper"] == 84.1
     assert re.search(r"\| #1 base teacher, base-init, KD \(2L\)\s+\| 69\.5 ± 0\.7 \(n=2\)\s+\| 82\.8\s+\|", out), out
+
+
+def test_the_paper_columns_follow_the_pkd_strategy_chosen():
+    """`--pkd pkd_last` compares with the authors' PKD-Last, not their PKD-Skip; where they
+    report no such row (#3), the paper cell is empty, not another method's number."""
+    from pkd.report.paper import AUTHORS_DEV
+
+    assert authors("#1 PKD") == AUTHORS_DEV[("pkd_skip", 6)]
+    assert authors("#1 PKD", "pkd_last") == AUTHORS_DEV[("pkd_last", 6)]
+    assert authors("#3 PKD", "pkd_last") == {}
+    assert authors("teacher-base") == AUTHORS_DEV[(None, 12)]
+    exp = experiment("one", "B", None, {"teacher": 0.9, "pkd_last-2": 0.88}, strategies=("pkd_last",))
+    for path in list(exp["metrics"]):
+        rec = exp["metrics"].pop(path)
+        rec["task"] = "sst2"
+        exp["metrics"][path.replace(TASK, "sst2")] = rec
+    table = render(summarise(study_values([exp], SETUP, pkd="pkd_last"), pkd="pkd_last"), SETUP, pkd="pkd_last")
+    pkd_row = next(line for line in table.splitlines() if line.startswith("| #1"))
+    assert "88.0" in pkd_row and f"{AUTHORS_DEV[('pkd_last', 6)]['sst2']:.1f}" in pkd_row

@@ -1,11 +1,12 @@
 import json
-
 from pathlib import Path
 
 import pytest
 
+from pkd import paths
+from pkd.experiments import collect_experiments
 from pkd.records import parse_student_name
-from pkd.sweep import best_on_dev, collect_experiments, main
+from pkd.sweep import best_on_dev, main
 
 
 def eval_file(path, score, split="dev"):
@@ -129,3 +130,12 @@ def test_a_record_out_of_schema_is_refused_naming_its_file():
     exp["data"]["metrics"] = bad
     with pytest.raises(ValueError, match=r"metrics/eval/mrpc/kd-3-s1.json: missing key\(s\) \['main_metric'\]"):
         best_on_dev(collect_experiments([exp]))
+
+
+def test_an_eval_file_is_recognised_by_its_path_alone():
+    assert paths.parse_evaluation("metrics/eval/mrpc/kd-3-s1.json") == ("mrpc", "kd-3-s1")
+    assert paths.parse_evaluation("sub/dir/metrics/eval/mnli/teacher.json") == ("mnli", "teacher")
+    assert paths.parse_evaluation(paths.evaluation("rte", "ft-2-s7")) == ("rte", "ft-2-s7")
+    for other in ("metrics/train/mrpc/kd-3-s1.json", "metrics/eval/mrpc.json", "metrics/eval/mrpc/kd-3-s1.csv",
+                  "metrics/timing.json"):
+        assert paths.parse_evaluation(other) is None, other

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from pkd import strategies as registry
+from pkd.io import write_bytes
 from pkd.report import figures, paper, stats, tables
 from pkd.report.load import Metrics, load_metrics
 from pkd.report.render import Block, Bullets, Heading, Image, Para, Table, to_html, to_markdown
@@ -22,18 +21,6 @@ OUTPUTS = (
     "fig_metric_vs_depth.png", "fig_train_vs_dev.png", "fig_accuracy_vs_speedup.png",
     "report.md", "report.html",
 )
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temp file beside `path`, then rename: readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _config_table(config: dict[str, Any], metrics_dir: Path, split: str) -> pd.DataFrame:
@@ -62,18 +49,14 @@ def _column_notes(m: Metrics, columns: list[tables.Column]) -> list[str]:
     return notes
 
 
-# The authors' published points (PKD.md): inference speed-up of the 6- and 3-layer students
-# over the 12-layer BERT-base teacher, and their PKD-Skip dev accuracy relative to that
-# teacher, averaged over the six tasks of their dev table.
-PAPER_SPEEDUPS = {6: 1.94, 3: 3.73}
-_EXPORT_RUNTIME = ("onnx_fp32", "onnx_int8")
-
-
 def paper_points() -> list[dict[str, Any]]:
+    """The authors' published points (docs/method.md): inference speed-up of their 6- and 3-layer
+    students over the 12-layer BERT-base teacher, and their PKD dev accuracy relative to that
+    teacher, averaged over the six tasks of their dev table."""
     teacher = paper.AUTHORS_DEV[(None, paper.AUTHORS_TEACHER_DEPTH)]
     points = []
-    for depth, speedup in PAPER_SPEEDUPS.items():
-        student = paper.AUTHORS_DEV[("pkd_skip", depth)]
+    for depth, speedup in paper.AUTHORS_SPEEDUPS.items():
+        student = paper.AUTHORS_DEV[(registry.PKD, depth)]
         score = 100 * sum(student[t] / teacher[t] for t in teacher) / len(teacher)
         points.append({"label": f"Paper PKD {depth}L", "strategy": "paper", "runtime": "paper",
                        "speedup": speedup, "score": score})
@@ -87,7 +70,7 @@ def _speedup_points(m: Metrics, summ: pd.DataFrame, columns: list[tables.Column]
     speed: dict[tuple[str, int | str], float] = {}
     for r in (m.timing or {}).get("models", []):
         value = (r.get("speedup") or {}).get("throughput_b32_dev")
-        runtime = r.get("runtime", "pytorch")
+        runtime = r.get("runtime", tables.PYTORCH)
         if r.get("model") == "teacher":
             speed[(runtime, "teacher")] = value
         elif r.get("depth") is not None:
@@ -104,8 +87,8 @@ def _speedup_points(m: Metrics, summ: pd.DataFrame, columns: list[tables.Column]
         teacher = r["role"] == "teacher"
         method = "Teacher" if teacher else registry.label(r["strategy"])
         key = "teacher" if teacher else int(r["depth"])
-        add(f"{method} {r['depth']}L", None if teacher else r["strategy"], "pytorch",
-            speed.get(("pytorch", key)), r["main"])
+        add(f"{method} {r['depth']}L", None if teacher else r["strategy"], tables.PYTORCH,
+            speed.get((tables.PYTORCH, key)), r["main"])
     ex = m.exports
     if ex is not None and not ex.empty:
         tasks = list(dict.fromkeys(c.task for c in columns))
@@ -114,7 +97,7 @@ def _speedup_points(m: Metrics, summ: pd.DataFrame, columns: list[tables.Column]
         teacher_main = summ[summ["group"] == "teacher"].set_index("column")["main"]
         reference = (sum(teacher_main.get(c.label, float("nan")) for c in firsts) / len(firsts)
                      if "teacher" in set(summ["group"]) else None)
-        for (strategy, depth, variant), grp in ex[ex["variant"].isin(_EXPORT_RUNTIME)].groupby(
+        for (strategy, depth, variant), grp in ex[ex["variant"].isin(tables.ONNX_RUNTIMES)].groupby(
                 ["strategy", "depth", "variant"], sort=False):
             per_model = []
             for _, model in grp.groupby("model", sort=False):
@@ -133,7 +116,7 @@ def _authors_blocks(columns: list[tables.Column]) -> list[Block]:
     if not paper.authors_columns(columns):
         return []
     return [Table(paper.authors_table(columns),
-                  "The authors' own dev accuracy for these tasks (BERT-base teacher; PKD.md)",
+                  "The authors' own dev accuracy for these tasks (BERT-base teacher; docs/method.md)",
                   ["Retention (% of their teacher) in parentheses. MRPC: accuracy."])]
 
 
@@ -149,11 +132,18 @@ def _timing_notes(timing: dict[str, Any] | None) -> list[str]:
         "dev examples at their own length, `len 128` pads every example to 128 tokens.",
         "Speed-up vs the teacher: teacher latency / model latency, and model throughput / "
         "teacher throughput. Layer ratio N/M is the speed-up if time were proportional to depth.",
-        "All students of one depth (FT, KD, PKD-Skip, PKD-Last) share one architecture, so "
+        "All students of one depth share one architecture, whatever their strategy, so "
         "one timing row covers them all.",
-        "Paper (12-layer BERT-base teacher, same hardware): the 6-layer student is 1.94x and "
-        "the 3-layer one 3.73x faster; 109M / 67M / 46M parameters.",
+        "Paper (12-layer BERT-base teacher, same hardware): the 6-layer student is "
+        f"{paper.AUTHORS_SPEEDUPS[6]}x and the 3-layer one {paper.AUTHORS_SPEEDUPS[3]}x faster; "
+        "109M / 67M / 46M parameters.",
     ]
+
+
+def _legend(strategies: list[str], sep: str) -> str:
+    """What each strategy trains with, from its registry entry ("KD = soft labels; ...")."""
+    return "; ".join(f"{registry.label(s)}{sep}{registry.get_strategy(s).description}"
+                     for s in strategies if registry.get_strategy(s).description)
 
 
 def _blocks(m: Metrics, config: dict[str, Any], split: str, t1: pd.DataFrame,
@@ -167,6 +157,7 @@ def _blocks(m: Metrics, config: dict[str, Any], split: str, t1: pd.DataFrame,
     seed_note = ("Seeds: the number of students (one per seed) behind each cell; a cell is "
                  "their mean ± sample standard deviation (ddof 1), or the single value. The "
                  "teacher is one model.")
+    main, kd = registry.label(registry.PKD), registry.label(registry.KD)
     blocks: list[Block] = [
         Heading(TITLE, 1),
         Para(f"Every number in this report is read from the metrics files listed under "
@@ -175,9 +166,9 @@ def _blocks(m: Metrics, config: dict[str, Any], split: str, t1: pd.DataFrame,
         Heading("Configuration"),
         Table(_config_table(config, m.metrics_dir, split), "Run configuration"),
         Heading("Table 1: main results"),
-        Table(t1, f"Table 1. Teacher and students ({split}); "
-                  "FT = fine-tuned on labels, KD = soft labels, PKD = PKD-Skip", [
-            "PKD here is PKD-Skip, the paper's main method; Table 2 compares it with PKD-Last.",
+        Table(t1, f"Table 1. Teacher and students ({split}); {_legend(tables.table1_strategies(), ' = ')}", [
+            f"{main}, the paper's main method, is its Table 1's PKD; Table 2 compares the "
+            "layer maps of the patient loss.",
             "Layers: encoder layers of the model (teacher N, student M).", seed_note,
             *col_notes, avg_note,
             "The paper's Table 1 reports GLUE test-server scores; compare these "
@@ -194,14 +185,13 @@ def _blocks(m: Metrics, config: dict[str, Any], split: str, t1: pd.DataFrame,
         Table(retention, f"Retention: student / teacher main {split} metric (%), mean over seeds", [
             "In parentheses: the authors' retention at the same compression ratio N/M "
             "(BERT-base 12L teacher; their 6L students are 2x, their 3L students 4x), from "
-            "their own dev results (PKD.md). Their 3-layer PKD is PKD-Skip.",
+            f"their own dev results (docs/method.md). Their 3-layer PKD is {main}.",
         ]),
         *_authors_blocks(columns),
-        Heading("Table 2: PKD-Skip vs PKD-Last"),
+        Heading(f"Table 2: {' vs '.join(map(registry.label, tables.table2_strategies()))}"),
         Table(t2, f"Table 2. Which teacher layers to learn from ({split})", [
-            "PKD-Skip matches every (N/M)-th teacher layer; PKD-Last the last M-1 layers "
-            "below the top. Cells as in Table 1; their paired difference is in the table "
-            "above.", avg_note,
+            f"{_legend(tables.table2_strategies(), ': ')}. Cells as in Table 1; their paired "
+            "differences are in the table above.", avg_note,
         ]),
         Heading("Table 3: inference cost"),
         Table(t3, "Table 3. Parameters, latency, throughput and speed-up vs the teacher",
@@ -222,14 +212,16 @@ def _blocks(m: Metrics, config: dict[str, Any], split: str, t1: pd.DataFrame,
               f"Figure 1. {split} main metric vs student depth per method; "
               "dashed: the teacher."),
         Image("fig_train_vs_dev.png", figs["fig_train_vs_dev.png"],
-              "Figure 2. Train (solid) vs dev (dashed) accuracy per epoch for KD and "
-              "PKD-Skip: the paper's overfitting comparison."),
+              "Figure 2. Train (solid) vs dev (dashed) accuracy per epoch for "
+              f"{', '.join(map(registry.label, figures.figure2_strategies()))}: the paper's "
+              f"overfitting comparison of {kd} and {main}."),
         Image("fig_accuracy_vs_speedup.png", figs["fig_accuracy_vs_speedup.png"],
               f"Figure 3. {split} main metric averaged over all score columns, relative to the "
               "teacher's, vs throughput speed-up over the PyTorch fp32 teacher (batch 32, dev "
               "lengths), for every deployable variant: PyTorch fp32 (filled), ONNX Runtime fp32 "
               "(hollow) and int8 (diamond) where exported. Purple stars: the authors' published "
-              "PKD points (12-layer BERT-base teacher; speed-ups 1.94x and 3.73x, dev accuracy "
+              "PKD points (12-layer BERT-base teacher; speed-ups "
+              f"{' and '.join(f'{v}x' for v in paper.AUTHORS_SPEEDUPS.values())}, dev accuracy "
               "relative to the teacher averaged over six GLUE tasks) - theirs, not measured here."),
     ]
     if m.sweep is not None:
@@ -306,6 +298,6 @@ def build_report(metrics_dir: Path, out_dir: Path, config: dict[str, Any],
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {}
     for name in OUTPUTS:  # the reports last, after everything they refer to
-        _write_atomic(out_dir / name, contents[name])
+        write_bytes(out_dir / name, contents[name])
         written[name] = out_dir / name
     return written

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from pkd import strategies as registry
-from pkd.report.tables import Column
+from pkd.report.tables import PYTORCH, RUNTIME_LABELS, Column
 
 TEACHER_STYLE = ("black", "*")
 
@@ -97,13 +97,20 @@ def _curve_keys(run: pd.DataFrame) -> tuple[str, str | None] | None:
     return None
 
 
+def figure2_strategies() -> list[str]:
+    """Figure 2's methods, in registry order: the paper's KD and PKD, and every extra strategy."""
+    extras = registry.extras()
+    return [s for s in registry.names() if s in (registry.KD, registry.PKD) or s in extras]
+
+
 def train_vs_dev(histories: pd.DataFrame, tasks: Sequence[str], depths: Sequence[int]) -> bytes:
     """(b) the paper's overfitting figure: train (solid) and dev (dashed) accuracy per
-    epoch for KD and PKD-Skip (mean over seeds); a row per student depth, a column per task."""
-    methods = ("kd", "pkd_skip")
+    epoch (mean over seeds) of the paper's KD and PKD and of every strategy registered
+    beyond the paper's four; a row per student depth, a column per task."""
+    methods = figure2_strategies()
     hist = histories[histories["strategy"].isin(methods)] if not histories.empty else histories
     if hist.empty or not any(k in hist.columns for k in ("train_accuracy", "train_score")):
-        return _empty("No KD / PKD-Skip training histories (metrics/train/) were found.")
+        return _empty(f"No {' / '.join(map(registry.label, methods))} training histories (metrics/train/) were found.")
     panels = [(d, t) for d in depths for t in tasks
               if not hist[(hist["depth"] == d) & (hist["task"] == t)].empty]
     ncols = max(1, len(tasks))
@@ -143,11 +150,10 @@ def train_vs_dev(histories: pd.DataFrame, tasks: Sequence[str], depths: Sequence
 
 
 RUNTIME_STYLE = {  # how each deployable variant is drawn: marker override, hollow
-    "pytorch": (None, False),
+    PYTORCH: (None, False),
     "onnx_fp32": (None, True),
     "onnx_int8": ("D", False),
 }
-RUNTIME_NAMES = {"pytorch": "PyTorch fp32", "onnx_fp32": "ONNX Runtime fp32", "onnx_int8": "ONNX Runtime int8"}
 
 
 def accuracy_vs_speedup(points: pd.DataFrame, metric_label: str) -> bytes:
@@ -158,7 +164,7 @@ def accuracy_vs_speedup(points: pd.DataFrame, metric_label: str) -> bytes:
     by marker (legend)."""
     pts = points.dropna(subset=["speedup", "score"])
     if "runtime" not in pts:
-        pts = pts.assign(runtime="pytorch")
+        pts = pts.assign(runtime=PYTORCH)
     ours = pts[pts["runtime"] != "paper"]
     if ours.empty:
         return _empty("No model has both a timing result (timing.json) and scores on every task.")
@@ -172,14 +178,14 @@ def accuracy_vs_speedup(points: pd.DataFrame, metric_label: str) -> bytes:
             if grp.empty:
                 continue
             color, marker = style(key)
-            label = ("Teacher" if key is None else registry.label(key)) if runtime == "pytorch" else None
+            label = ("Teacher" if key is None else registry.label(key)) if runtime == PYTORCH else None
             ax.scatter(grp["speedup"], grp["score"], marker=marker_override or marker, s=60, zorder=3,
                        facecolors="none" if hollow else color, edgecolors=color, label=label)
     paper = pts[pts["runtime"] == "paper"]
     if not paper.empty:
         ax.scatter(paper["speedup"], paper["score"], marker="*", s=160, color="tab:purple", zorder=3,
                    label="Sun et al. 2019 (published, BERT-base teacher)")
-    labelled = pts[pts["runtime"].isin(["pytorch", "paper"])]
+    labelled = pts[pts["runtime"].isin([PYTORCH, "paper"])]
     # Models of one depth share an x; alternate their labels right/left by score so
     # close scores do not print on top of each other.
     for _, cluster in labelled.groupby("speedup"):
@@ -189,12 +195,11 @@ def accuracy_vs_speedup(points: pd.DataFrame, metric_label: str) -> bytes:
                         textcoords="offset points", va="center",
                         ha="left" if right else "right", fontsize=8)
     handles, labels = ax.get_legend_handles_labels()
-    for runtime in ("onnx_fp32", "onnx_int8"):
-        if (ours["runtime"] == runtime).any():
-            marker_override, hollow = RUNTIME_STYLE[runtime]
+    for runtime, (marker_override, hollow) in RUNTIME_STYLE.items():
+        if runtime != PYTORCH and (ours["runtime"] == runtime).any():
             handles.append(Line2D([], [], linestyle="", marker=marker_override or "o", color="black",
                                   markerfacecolor="none" if hollow else "black"))
-            labels.append(RUNTIME_NAMES[runtime])
+            labels.append(RUNTIME_LABELS[runtime])
     ax.set_xlabel("throughput speed-up vs the PyTorch fp32 teacher (batch 32, dev lengths)")
     ax.set_ylabel(metric_label)
     ax.margins(x=0.25, y=0.1)

@@ -29,7 +29,7 @@ class Metrics:
     timing: the parsed timing.json, or None. sweep: sweep_best.json as a DataFrame,
         or None. sources: every file read, relative to metrics_dir.
     exports: one row per (task, model, variant) of export/<task>/<model>.json (variants
-        pytorch_fp32, onnx_fp32, onnx_int8): task, model, strategy, depth, variant,
+        by their timing.json names: pytorch, onnx_fp32, onnx_int8): task, model, strategy, depth, variant,
         main (main metric), agreement, max_abs_diff, size_mb, source; None when no
         student was exported.
     """
@@ -85,7 +85,9 @@ def _history_rows(path: Path, source: str) -> list[dict[str, Any]]:
     return [{**base, **record} for record in data]
 
 
-EXPORT_VARIANTS = ("pytorch_fp32", "onnx_fp32", "onnx_int8")
+# An export record's variant keys (pkd.export) -> the runtime names of timing.json, which
+# the report goes by (pkd.report.tables.RUNTIME_LABELS).
+EXPORT_VARIANTS = {"pytorch_fp32": "pytorch", "onnx_fp32": "onnx_fp32", "onnx_int8": "onnx_int8"}
 
 
 def _export_rows(path: Path, source: str) -> list[dict[str, Any]]:
@@ -98,8 +100,8 @@ def _export_rows(path: Path, source: str) -> list[dict[str, Any]]:
     if missing:
         raise MetricsError(f"{path}: missing key(s) {missing}")
     rows = []
-    for variant in EXPORT_VARIANTS:
-        values = data[variant]
+    for key, variant in EXPORT_VARIANTS.items():
+        values = data[key]
         rows.append({"task": data["task"], "model": data["model"], "strategy": data["strategy"],
                      "depth": int(data["depth"]), "seed": data.get("seed"), "variant": variant,
                      "main": values.get(data["main_metric"]), "agreement": values.get("agreement"),

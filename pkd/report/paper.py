@@ -1,8 +1,10 @@
-"""The authors' own dev-set results (PKD.md, "Anchor numbers"), for side-by-side tables.
+"""The authors' own results (docs/method.md, "Anchor numbers"), for side-by-side tables.
 
-From result/glue/result_summary/*_mean.csv in the authors' repository: BERT-base
-(12-layer) teacher, accuracy on dev (MRPC and QQP: accuracy, not F1). Their
-3-layer PKD row is PKD-Skip; they report no 3-layer PKD-Last.
+Dev accuracy from result/glue/result_summary/*_mean.csv in the authors' repository
+(MRPC and QQP: accuracy, not F1): their BERT-base (12-layer) teacher and its
+students, whose 3-layer PKD row is PKD-Skip (no 3-layer PKD-Last is reported), and
+the larger-teacher study's BERT-large set-ups. The report and `pkd-teacher-study`
+read them here only.
 """
 
 from __future__ import annotations
@@ -24,6 +26,29 @@ AUTHORS_DEV: dict[tuple[str | None, int], dict[str, float]] = {
     ("kd", 3):        {"sst2": 87.5, "mrpc": 75.3, "rte": 59.4, "qnli": 84.6, "mnli-m": 75.6, "qqp": 89.4},
     ("pkd_skip", 3):  {"sst2": 88.1, "mrpc": 75.3, "rte": 62.1, "qnli": 85.6, "mnli-m": 77.6, "qqp": 89.5},
 }
+# Inference speed-up of their students over the BERT-base teacher, by student depth.
+AUTHORS_SPEEDUPS = {6: 1.94, 3: 3.73}
+
+# The larger-teacher study (docs/method.md): 6-layer students of a 24-layer BERT-large
+# teacher, cut from BERT-base (set-up #2) or BERT-large (#3); set-up #1 (BERT-base teacher
+# and students) is AUTHORS_DEV's 12-layer teacher and 6-layer rows.
+AUTHORS_STUDY_DEPTH = 6
+AUTHORS_LARGE_TEACHER_DEV = {"sst2": 92.8, "mrpc": 85.5, "rte": 71.5, "qnli": 92.1, "mnli-m": 85.9, "qqp": 91.5}
+AUTHORS_LARGE_TEACHER_STUDENTS_DEV: dict[tuple[str, str], dict[str, float]] = {  # (set-up, strategy)
+    ("#2", "kd"):       {"sst2": 91.0, "mrpc": 84.1, "rte": 66.4, "qnli": 87.4, "mnli-m": 80.8, "qqp": 90.3},
+    ("#3", "kd"):       {"sst2": 89.2, "mrpc": 75.2, "rte": 58.1, "qnli": 84.3, "mnli-m": 75.8, "qqp": 88.0},
+    ("#3", "pkd_skip"): {"sst2": 89.4, "mrpc": 71.6, "rte": 59.2, "qnli": 83.5, "mnli-m": 77.1, "qqp": 89.5},
+}
+
+
+def authors_study_dev(setup: str, strategy: str | None) -> dict[str, float]:
+    """The authors' dev accuracy of one row of the larger-teacher study: the teacher of
+    set-up '#1' / '#2' / '#3' (strategy None) or its 6-layer student; {} where they report none."""
+    if strategy is None:
+        return AUTHORS_DEV[(None, AUTHORS_TEACHER_DEPTH)] if setup == "#1" else AUTHORS_LARGE_TEACHER_DEV
+    if setup == "#1":
+        return AUTHORS_DEV.get((strategy, AUTHORS_STUDY_DEPTH), {})
+    return AUTHORS_LARGE_TEACHER_STUDENTS_DEV.get((setup, strategy), {})
 
 
 def authors_columns(columns: list[Column]) -> list[str]:

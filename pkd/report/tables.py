@@ -1,10 +1,12 @@
 """The paper's tables as DataFrames of display strings (scores x100, one decimal).
 
-Table 1: Teacher, then FT / KD / PKD (= PKD-Skip) per student depth, one column per
+Table 1: Teacher, then per student depth the strategies of the paper's Table 1 and
+every strategy registered beyond the paper's four (pkd.strategies), one column per
 task (MNLI as -m / -mm), plus the average of the main metrics; every cell is the mean
 ± sample std over the student seeds, with their count. The paired table compares
-methods seed by seed (pkd/report/stats.py). Table 2: PKD-Skip vs PKD-Last per depth.
-Table 3: inference cost from timing.json.
+methods seed by seed (pkd/report/stats.py). Table 2: the strategies with a patient
+loss, i.e. which teacher layers to learn from, per depth. Table 3: inference cost
+from timing.json. Rows, their order and labels come from the strategy registry.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ import pandas as pd
 from pkd import strategies as registry
 from pkd.report.load import Metrics
 from pkd.report.stats import mean_std, paired_t_interval, verdict
+
 MISSING = "-"
-PAPER_STRATEGIES = ("ft", "kd", "pkd_skip", "pkd_last")  # Tables 1 and 2 as the paper lays them out
 AVERAGE = "Average"
 # GLUE's MNLI splits: dev_matched -> "mnli-m", dev_mismatched -> "mnli-mm".
 _SPLIT_SUFFIX = {"matched": "m", "mismatched": "mm"}
@@ -171,25 +173,33 @@ def _table(summ: pd.DataFrame, columns: Sequence[Column],
         records, columns=["Model", "Layers", "Seeds", *[c.label for c in columns], AVERAGE])
 
 
+def table1_strategies() -> list[str]:
+    """Table 1's student rows, in registry order: the paper's Table 1 (its four but the
+    alternative layer maps, which Table 2 compares) and every strategy registered beyond
+    them (README, "Add your own strategy")."""
+    extras = registry.extras()
+    return [s for s in registry.names()
+            if s in extras or s == registry.PKD or not registry.get_strategy(s).patient]
+
+
+def table2_strategies() -> list[str]:
+    """Table 2's rows, in registry order: every strategy with a patient loss."""
+    return [s for s in registry.names() if registry.get_strategy(s).patient]
+
+
+def _strategy_rows(m: Metrics, strategies: Sequence[str]) -> list[tuple[str, str, str]]:
+    return [(registry.label(s), str(d), f"{s}-{d}") for d in student_depths(m.evals) for s in strategies]
+
+
 def table1_main(m: Metrics, summ: pd.DataFrame, columns: Sequence[Column]) -> pd.DataFrame:
-    rows = [("Teacher", teacher_layers(m.evals), "teacher")]
-    for d in student_depths(m.evals):
-        rows += [("FT", str(d), f"ft-{d}"), ("KD", str(d), f"kd-{d}"),
-                 ("PKD", str(d), f"pkd_skip-{d}")]
-        # Strategies registered beyond the paper's (README, "Add your own strategy").
-        rows += [(registry.label(s), str(d), f"{s}-{d}") for s in registry.names() if s not in PAPER_STRATEGIES]
+    rows = [("Teacher", teacher_layers(m.evals), "teacher"), *_strategy_rows(m, table1_strategies())]
     return _table(summ, columns, rows)
 
 
 def table2_skip_vs_last(m: Metrics, summ: pd.DataFrame, columns: Sequence[Column]) -> pd.DataFrame:
-    rows = []
-    for d in student_depths(m.evals):
-        rows += [("PKD-Skip", str(d), f"pkd_skip-{d}"), ("PKD-Last", str(d), f"pkd_last-{d}")]
-    return _table(summ, columns, rows)
+    return _table(summ, columns, _strategy_rows(m, table2_strategies()))
 
 
-# The paper's claims, as (better?, than) pairs of strategies.
-COMPARISONS = (("pkd_skip", "kd"), ("pkd_skip", "ft"), ("kd", "ft"), ("pkd_skip", "pkd_last"))
 PAIRED_COLUMNS = ["Comparison", "Layers", "Column", "Seeds", "Mean difference",
                   "95% interval", "Verdict"]
 
@@ -209,7 +219,7 @@ def paired_differences(m: Metrics, sc: pd.DataFrame, columns: Sequence[Column]) 
 
     records = []
     for d in student_depths(m.evals):
-        for a, b in COMPARISONS:
+        for a, b in registry.comparisons():
             for column in [*(c.label for c in columns), AVERAGE]:
                 va, vb = per_seed(f"{a}-{d}", column), per_seed(f"{b}-{d}", column)
                 seeds = sorted(set(va) & set(vb))
@@ -232,7 +242,12 @@ TABLE3_COLUMNS = [
     "Speed-up b1 (dev)", "Speed-up b32 (dev)", "Speed-up b1 (len 128)", "Speed-up b32 (len 128)",
     "Layer ratio N/M", "Runtime", "Size (MB)",
 ]
-RUNTIME_LABELS = {"pytorch": "PyTorch fp32", "onnx_fp32": "ONNX Runtime fp32", "onnx_int8": "ONNX Runtime int8"}
+# The runtimes a model is timed and exported in, by the names timing.json gives them (the
+# export records' "pytorch_fp32" is read as "pytorch": pkd.report.load), and their labels
+# in every table and figure.
+PYTORCH = "pytorch"
+RUNTIME_LABELS = {PYTORCH: "PyTorch fp32", "onnx_fp32": "ONNX Runtime fp32", "onnx_int8": "ONNX Runtime int8"}
+ONNX_RUNTIMES = ("onnx_fp32", "onnx_int8")
 
 
 def _spread(stat: Any, fmt: str) -> str:
@@ -253,18 +268,18 @@ def table3_inference(timing: dict[str, Any] | None) -> pd.DataFrame:
     if not timing:
         return pd.DataFrame(columns=TABLE3_COLUMNS)
     models = timing["models"]
-    teacher = next((r for r in models if r.get("model") == "teacher" and r.get("runtime", "pytorch") == "pytorch"), None)
+    teacher = next((r for r in models if r.get("model") == "teacher" and r.get("runtime", PYTORCH) == PYTORCH), None)
     n_layers = teacher.get("depth") if teacher else None
     records = []
     for r in models:
         speed = r.get("speedup") or {}
         params = r.get("parameters")
         depth = r.get("depth")
-        runtime = r.get("runtime", "pytorch")
+        runtime = r.get("runtime", PYTORCH)
         size = r.get("size_mb")
         name = r.get("model", MISSING)
         records.append(dict(zip(TABLE3_COLUMNS, [
-            name if runtime == "pytorch" else f"{name} ({RUNTIME_LABELS.get(runtime, runtime)})",
+            name if runtime == PYTORCH else f"{name} ({RUNTIME_LABELS.get(runtime, runtime)})",
             MISSING if depth is None else str(depth),
             MISSING if params is None else f"{params / 1e6:.1f}",
             _spread(r.get("latency_b1_dev_ms"), ".2f"),
@@ -305,7 +320,7 @@ def table4_deployment(exports: pd.DataFrame | None) -> pd.DataFrame:
         records.append(dict(zip(TABLE4_COLUMNS, [
             task, registry.label(strategy), str(depth),
             MISSING if pd.isna(grp.iloc[0].get("seed")) else str(int(grp.iloc[0]["seed"])),
-            num("pytorch_fp32", "main", ".1f", 100), num("onnx_fp32", "main", ".1f", 100),
+            num(PYTORCH, "main", ".1f", 100), num("onnx_fp32", "main", ".1f", 100),
             num("onnx_int8", "main", ".1f", 100), num("onnx_fp32", "agreement", ".1f", 100),
             num("onnx_fp32", "max_abs_diff", ".1e"), num("onnx_int8", "agreement", ".1f", 100),
             num("onnx_fp32", "size_mb", ".1f"), num("onnx_int8", "size_mb", ".1f"),
