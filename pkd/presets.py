@@ -1,7 +1,9 @@
 """`pkd-preset NAME`: overlay presets/NAME.yaml onto params.yaml, keeping its comments.
 
 The result stays one plain params.yaml, so `dvc params diff` shows exactly the
-keys a preset changes, and it is validated before it is written.
+keys a preset changes, and it is validated before it is written. The keys
+dvc.yaml's stage lists derive from (student.finetune_strategies and
+distill_strategies, export.tasks) follow the keys the preset sets.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from pathlib import Path
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedSeq
 
-from pkd.config import ConfigError, parse_params, split_strategies
+from pkd.config import ConfigError, export_tasks, parse_params, split_strategies
 from pkd.stage import run_stage
 
 PRESETS_DIR = Path("presets")
@@ -55,6 +57,10 @@ def apply_preset(name: str, params_path: Path = Path("params.yaml"), presets_dir
     if "strategies" in student or "init" in student:  # keep dvc.yaml's per-stage lists in step
         merged = {**params.get("student", {}), **student}
         student.update(split_strategies(list(merged["strategies"]), merged.get("init", "pretrained")))
+    if "tasks" in changes.get("data", {}) or "enabled" in changes.get("export", {}):  # dvc.yaml's export stages
+        enabled = changes.get("export", {}).get("enabled", params.get("export", {}).get("enabled", False))
+        tasks = changes.get("data", {}).get("tasks", params["data"]["tasks"])
+        changes.setdefault("export", {})["tasks"] = export_tasks(enabled, tasks)
     overlay(params, changes)
     buffer = io.StringIO()
     yaml.dump(params, buffer)
