@@ -321,6 +321,16 @@ class ExportParams(_Section):
     enabled: bool = False
     min_agreement: float = Field(default=0.999, gt=0, le=1)  # fp32 ONNX vs PyTorch predictions on dev
     register_best: bool = True  # register each task's best student as MLflow model `pkd-<task>`
+    # The tasks dvc.yaml makes export and register stages for: data.tasks when enabled, [] when
+    # not, so that a disabled export adds no stage (dvc.yaml cannot test a boolean, and a
+    # foreach over an empty list makes nothing). Derived when absent; when given, it must
+    # match (see Params._export_tasks_follow_the_switch).
+    tasks: list[str] | None = None
+
+
+def export_tasks(enabled: bool, tasks: list[str]) -> list[str]:
+    """export.tasks for export.enabled and data.tasks."""
+    return list(tasks) if enabled else []
 
 
 class Params(_Section):
@@ -338,6 +348,29 @@ class Params(_Section):
     strategies: dict[str, StrategyParams]
     timing: TimingParams = TimingParams()
     export: ExportParams = ExportParams()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _export_tasks_follow_the_switch(cls, raw):
+        if not isinstance(raw, dict):
+            return raw
+        data, export = raw.get("data"), raw.get("export") or {}
+        if not isinstance(data, dict) or not isinstance(data.get("tasks"), list) or not isinstance(export, dict):
+            return raw  # the sections' own validators name what is wrong
+        enabled = export.get("enabled", False)
+        if not isinstance(enabled, bool):
+            return raw
+        expected = export_tasks(enabled, data["tasks"])
+        if export.get("tasks") is None:
+            return {**raw, "export": {**export, "tasks": expected}}
+        if export["tasks"] != expected:
+            switch = str(enabled).lower()
+            raise ValueError(
+                f"export.tasks: must be {'data.tasks' if enabled else '[]'} while export.enabled is {switch} "
+                f"(dvc.yaml's export stages come from it; got {export['tasks']}): "
+                f"dvc exp run -S export.enabled={switch} -S 'export.tasks=[{','.join(expected)}]'"
+            )
+        return raw
 
     @model_validator(mode="after")
     def _strategies_consistent(self) -> "Params":

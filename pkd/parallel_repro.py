@@ -8,20 +8,117 @@ order: DVC's stage graph says what waits for what, `dvc status` says what is
 out of date, and everything downstream of an out-of-date stage runs after it.
 Each stage is still a plain `dvc repro -s`, so dvc.lock, the run cache and
 `dvc status` afterwards are exactly what a serial `dvc repro` leaves.
+
+Stopping (Ctrl-C, SIGTERM) stops the stages' commands and lets DVC unwind as
+after a failed command: it releases its locks and records nothing for the
+stage, so `pkd repro` again resumes where the run stopped.
 """
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from pkd.errors import PKDError
 from pkd.paths import LOGS, stage_log
+
+RWLOCK = Path(".dvc/tmp/rwlock")  # DVC's per-output read/write locks, a JSON file
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM stopped `pkd repro`; the stages that were running have exited."""
+
+    def __init__(self, signum: int, stopped: list[str], not_started: int, jobs: int):
+        self.signum, self.stopped, self.not_started, self.jobs = signum, stopped, not_started, jobs
+        what = f"stopped {', '.join(sorted(stopped))}" if stopped else "no stage was running"
+        super().__init__(
+            f"pkd repro: interrupted by {signal.Signals(signum).name}: {what}; {not_started} stage(s) not "
+            f"started; finished stages are kept. Run `pkd repro --jobs {jobs}` to resume.")
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+
+
+class _Signals:
+    """Counts SIGINT/SIGTERM instead of raising KeyboardInterrupt, so that the scheduler can stop
+    the stages in order rather than die in the middle of them."""
+
+    def __init__(self):
+        self.first: int | None = None
+        self.count = 0
+
+    def __call__(self, signum: int, _frame: Any) -> None:
+        self.first = self.first or signum
+        self.count += 1
+
+
+@contextmanager
+def _catching_signals() -> Iterator[_Signals]:
+    caught = _Signals()
+    previous = {sig: signal.signal(sig, caught) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield caught
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class StageProcess:
+    """A running `dvc repro --single-item <stage>`, started in its own session.
+
+    Its own session: a terminal's Ctrl-C signals the whole foreground process group at once,
+    and a DVC process hit while it rewrites .dvc/tmp/rwlock leaves it empty, which breaks every
+    later `dvc` command. Started apart, the stage hears of a stop from `interrupt` only."""
+
+    def __init__(self, args: list[str], **popen_kwargs: Any):
+        self.popen = subprocess.Popen(args, start_new_session=True, **popen_kwargs)
+        self._signalled: set[int] = set()
+        self._forced = False
+
+    def poll(self) -> int | None:
+        return self.popen.poll()
+
+    def interrupt(self, force: bool = False) -> None:
+        """SIGINT to the stage's command and everything it started, but not to DVC itself, which
+        ignores SIGINT while a command runs anyway: the command unwinds its `finally` blocks (a
+        temporary directory, the MLflow run) and fails, and DVC then takes its normal failure path,
+        releasing its locks and recording nothing. Called at every poll while stopping, since DVC
+        may start the command only after the stop (it was waiting for the repository lock).
+        `force` (a second Ctrl-C): SIGTERM to DVC too; DVC drops a dead process's rwlock entries,
+        and a half-written rwlock is removed by the next `pkd repro`."""
+        if force:
+            if not self._forced:
+                self._forced = True
+                _signal_group(self.popen.pid, signal.SIGTERM)
+            return
+        try:
+            descendants = psutil.Process(self.popen.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return
+        for proc in descendants:
+            if proc.pid not in self._signalled:
+                self._signalled.add(proc.pid)
+                try:
+                    proc.send_signal(signal.SIGINT)
+                except psutil.NoSuchProcess:
+                    pass
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        pass
 
 
 def stage_graph(root: Path = Path(".")) -> tuple[dict[str, set[str]], set[str]]:
@@ -63,17 +160,80 @@ def threads_per_job(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // jobs)
 
 
+def dvc_processes(root: Path) -> list[int]:
+    """PIDs of the `dvc` processes working in this repository: a command line that runs dvc and
+    a working directory inside `root` (DVC finds its repository by walking up from there).
+
+    A process scan, because DVC's own lock files do not say this: DVC holds the repository lock
+    (.dvc/tmp/lock) only while it books a stage, not while the stage's command runs, and
+    rwlock.lock only while it edits rwlock, yet a DVC process whose command is running will
+    still write rwlock when the command ends."""
+    root = root.resolve()
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "cwd"]):
+        pid, cmdline, cwd = proc.info["pid"], proc.info["cmdline"] or [], proc.info["cwd"]
+        if pid == os.getpid() or not cwd:  # cwd None: not ours to see
+            continue
+        runs_dvc = any(Path(arg).name in ("dvc", "dvc.exe") for arg in cmdline[:2]) or cmdline[1:3] == ["-m", "dvc"]
+        if runs_dvc and (Path(cwd) == root or root in Path(cwd).parents):
+            found.append(pid)
+    return found
+
+
+def reset_broken_rwlock(root: Path = Path(".")) -> None:
+    """Remove .dvc/tmp/rwlock if it is unreadable (a DVC process killed while writing it leaves it
+    empty or cut short, and every `dvc` command then refuses to run) and no DVC process works here.
+    A missing rwlock is DVC's "no locks held". With a DVC process alive the file may be being
+    written right now: refuse, naming the process."""
+    from dvc.rwlock import SCHEMA
+    from voluptuous import Invalid
+
+    path = root / RWLOCK
+    try:
+        SCHEMA(json.loads(path.read_text()))
+        return
+    except FileNotFoundError:
+        return
+    except (ValueError, Invalid):
+        pass
+    if live := dvc_processes(root):
+        raise PKDError(f"{RWLOCK} is unreadable and DVC is running in this repository (PID "
+                       f"{', '.join(map(str, live))}); run again once it has finished")
+    path.unlink(missing_ok=True)
+    print(f"warning: {RWLOCK} was unreadable (left by an interrupted DVC) and no DVC process "
+          "runs here: removed it", file=sys.stderr)
+
+
 def run_parallel(jobs: int, root: Path = Path("."), poll_seconds: float = 0.5) -> list[str]:
     """Bring the pipeline up to date with at most `jobs` stages running at once.
 
     Returns the stages it ran (DVC may find some unchanged once their upstream
     re-ran: `same` in the report), in the order they finished. On a failed stage no
     new stage starts, the running ones finish, and PKDError names the stage and
-    its log (runs/logs/<stage>.log)."""
+    its log (runs/logs/<stage>.log). On SIGINT or SIGTERM no new stage starts, the
+    running ones are stopped (StageProcess.interrupt) and waited for, and
+    Interrupted says which."""
     if jobs < 1:
         raise PKDError(f"--jobs must be at least 1, got {jobs}")
+    with _catching_signals() as signals:
+        return _run_parallel(jobs, root, poll_seconds, signals)
+
+
+def _run_parallel(jobs: int, root: Path, poll_seconds: float, signals: _Signals) -> list[str]:
+    def stop_if_signalled(stopped: list[str], not_started: int) -> None:
+        if signals.first:
+            raise Interrupted(signals.first, stopped, not_started, jobs)
+
+    reset_broken_rwlock(root)
     graph, alone = stage_graph(root)
-    pending = stages_to_run(graph, out_of_date(root))
+    stop_if_signalled([], 0)
+    try:
+        changed = out_of_date(root)
+    except PKDError:
+        stop_if_signalled([], 0)  # `dvc status` got the terminal's Ctrl-C too
+        raise
+    pending = stages_to_run(graph, changed)
+    stop_if_signalled([], len(pending))
     env = dict(os.environ)
     # One BLAS/OpenMP pool per core: N processes each with all cores' threads would oversubscribe.
     env.setdefault("OMP_NUM_THREADS", str(threads_per_job(jobs)))
@@ -81,17 +241,20 @@ def run_parallel(jobs: int, root: Path = Path("."), poll_seconds: float = 0.5) -
     print(f"pkd repro: {len(pending)} of {len(graph)} stage(s) to run, {jobs} at a time, "
           f"{env['OMP_NUM_THREADS']} thread(s) each", flush=True)
 
-    def launch(name: str) -> subprocess.Popen:
+    def launch(name: str) -> StageProcess:
         print(f"  start  {name}", flush=True)
         stage_env = env
         if name in alone and "OMP_NUM_THREADS" not in os.environ:
             # Alone on the machine: all cores, as under a serial `dvc repro`.
             stage_env = {**env, "OMP_NUM_THREADS": str(threads_per_job(1))}
         with open(root / stage_log(name), "w") as log:
-            return subprocess.Popen(["dvc", "--wait-for-lock", "repro", "--single-item", name],
-                                    cwd=root, env=stage_env, stdout=log, stderr=subprocess.STDOUT)
+            return StageProcess(["dvc", "--wait-for-lock", "repro", "--single-item", name],
+                                cwd=root, env=stage_env, stdout=log, stderr=subprocess.STDOUT)
 
     def finished(name: str, returncode: int, minutes: float) -> None:
+        if returncode != 0 and signals.first:
+            print(f"  stopped {name} ({minutes:.1f} min)", flush=True)
+            return
         if returncode != 0:
             print(f"  FAILED {name} (exit {returncode}); log: {stage_log(name)}", flush=True)
             return
@@ -99,7 +262,8 @@ def run_parallel(jobs: int, root: Path = Path("."), poll_seconds: float = 0.5) -
         ran = f"Running stage '{name}'" in (root / stage_log(name)).read_text(errors="replace")
         print(f"  {'done' if ran else 'same'}   {name} ({minutes:.1f} min)", flush=True)
 
-    done, failed = schedule(graph, alone, pending, jobs, launch, finished, poll_seconds)
+    done, failed = schedule(graph, alone, pending, jobs, launch, finished, poll_seconds, lambda: signals.count)
+    stop_if_signalled(failed, len(pending) - len(done) - len(failed))
     if failed:
         print(_tail(root / stage_log(failed[0])), file=sys.stderr)
         raise PKDError(f"stage {failed[0]} failed (its log above, in full in {stage_log(failed[0])})")
@@ -109,19 +273,25 @@ def run_parallel(jobs: int, root: Path = Path("."), poll_seconds: float = 0.5) -
 def schedule(
     graph: dict[str, set[str]], alone: set[str], pending: set[str], jobs: int,
     launch: Callable[[str], Any], finished: Callable[[str, int, float], None], poll_seconds: float = 0.5,
+    stops: Callable[[], int] = lambda: 0,
 ) -> tuple[list[str], list[str]]:
     """Start each pending stage once none of its upstream stages is pending or running,
     at most `jobs` at a time; a stage in `alone` runs with nothing beside it. `launch`
-    returns a handle with Popen's `poll()`. Returns (succeeded, failed) in finishing order;
-    after a failure nothing new starts."""
+    returns a handle with Popen's `poll()` and StageProcess's `interrupt(force)`. Returns
+    (succeeded, failed) in finishing order; after a failure nothing new starts. `stops`
+    counts the stop requests (signals) so far: from the first, nothing new starts and each
+    running stage's `interrupt` is called at every poll, with force from the second."""
     pending = set(pending)
     order = list(graph)  # DVC's index order: stable, so runs are reproducible
     running: dict[str, tuple[Any, float]] = {}
     succeeded: list[str] = []
     failed: list[str] = []
-    while (pending and not failed) or running:
+    while (pending and not failed and not stops()) or running:
+        if stopping := stops():
+            for proc, _ in running.values():
+                proc.interrupt(force=stopping > 1)
         blocked = pending | set(running)
-        ready = [s for s in order if s in pending and not (graph[s] & blocked)]
+        ready = [] if stopping else [s for s in order if s in pending and not (graph[s] & blocked)]
         # A stage that measures time runs alone, after everything else that is ready.
         ready.sort(key=lambda s: s in alone)
         while ready and len(running) < jobs and not failed and not (set(running) & alone):
@@ -150,5 +320,9 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 def main(jobs: int) -> None:
     started = time.monotonic()
-    ran = run_parallel(jobs)
+    try:
+        ran = run_parallel(jobs)
+    except Interrupted as stop:
+        print(stop, file=sys.stderr)
+        sys.exit(stop.exit_status)
     print(f"pkd repro: {len(ran)} stage(s) brought up to date in {(time.monotonic() - started) / 60:.1f} min", file=sys.stderr)

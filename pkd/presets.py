@@ -3,7 +3,7 @@
 The result stays one plain params.yaml, so `dvc params diff` shows exactly the
 keys a preset changes, and it is validated before it is written. The keys that
 dvc.yaml needs spelled out but that follow from others (data.inputs, the
-per-stage strategy lists) are rewritten with it; `pkd-preset --sync` rewrites
+per-stage strategy lists, export.tasks) are rewritten with it; `pkd-preset --sync` rewrites
 only them, after a hand edit of data.tasks, data.glue_dir or data.custom_tasks.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from pkd.config import ConfigError, DataParams, parse_params, split_strategies, task_inputs
+from pkd.config import ConfigError, DataParams, export_tasks, parse_params, split_strategies, task_inputs
 from pkd.stage import run_stage
 
 PRESETS_DIR = Path("presets")
@@ -51,8 +51,10 @@ def derived_keys(raw: dict) -> dict:
         inputs = task_inputs(DataParams.model_validate(data))
     except ValueError:
         inputs = None  # the validation of the whole file names the bad key
+    export = raw.get("export", {})
     return {"data": {"inputs": inputs},
-            "student": split_strategies(list(student.get("strategies", [])), student.get("init", "pretrained"))}
+            "student": split_strategies(list(student.get("strategies", [])), student.get("init", "pretrained")),
+            "export": {"tasks": export_tasks(export.get("enabled", False), list(raw.get("data", {}).get("tasks", [])))}}
 
 
 def apply_preset(name: str | None, params_path: Path = Path("params.yaml"), presets_dir: Path = PRESETS_DIR,

@@ -1,8 +1,9 @@
 """params.yaml's `export` switches, read without pkd.config.
 
-The export and register stages run once per student even when export is off;
-reading two booleans with plain YAML keeps such a skipped stage at a Python
-start-up (pkd.config imports datasets). Enabled runs validate everything.
+With export on, the register stage runs once per task even when
+export.register_best is off; reading two booleans with plain YAML keeps such a
+skipped stage at a Python start-up (pkd.config imports datasets). Registering
+runs validate everything.
 """
 from __future__ import annotations
 

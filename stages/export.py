@@ -1,30 +1,13 @@
 """Stage `export`: one student -> ONNX fp32 + int8, checked against PyTorch on dev, logged to MLflow.
 
-Opt-in (`export.enabled`, params.yaml): when off, the stage only records that
-it was skipped, so the default pipeline stays within its time budget.
+Opt-in (`export.enabled`, params.yaml): when off, export.tasks is empty and
+dvc.yaml has no export stage at all.
 """
-import argparse
 import sys
 import tempfile
 
 from pkd import paths
 from pkd.io import atomic_dir, write_json
-from pkd.switches import export_switches
-
-
-def skip_unless_enabled() -> bool:
-    """When export is off, write the stage's outputs as 'skipped' without importing torch."""
-    parser = argparse.ArgumentParser()
-    for name in ("task", "strategy", "depth", "seed"):
-        parser.add_argument(f"--{name}", required=True, type=int if name in ("depth", "seed") else str)
-    args, _ = parser.parse_known_args()
-    if export_switches().get("enabled", False):
-        return False
-    name = paths.student_name(args.strategy, args.depth, args.seed)
-    with atomic_dir(paths.onnx_model(args.task, args.strategy, args.depth, args.seed)) as tmp:
-        (tmp / "DISABLED").write_text("export.enabled is false in params.yaml\n")
-    write_json(paths.export_metrics(args.task, name), {"task": args.task, "model": name, "enabled": False})
-    return True
 
 
 def main() -> None:
@@ -59,7 +42,7 @@ def main() -> None:
             run.log_model(deployable(out, tmp), input_example(dev, task.has_pair))
 
 
-if __name__ == "__main__" and not skip_unless_enabled():
+if __name__ == "__main__":
     from pkd.stage import run_stage
 
     run_stage(main)

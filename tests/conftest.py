@@ -33,7 +33,7 @@ def tiny_splits(tiny_bert):
     return tokenize(splits, load_tokenizer(str(tiny_bert)), task, 64)
 
 
-COPIED = ["dvc.yaml", "params.yaml", "stages", "pkd", "presets", ".dvcignore"]
+COPIED = ["dvc.yaml", "params.yaml", "stages", "pkd", "presets", ".dvcignore", "reports/.gitignore"]
 
 
 def run_cmd(cmd, cwd, env=None, timeout=900):
@@ -63,6 +63,7 @@ def make_repo(root: Path, params: dict) -> dict:
 
     for name in COPIED:
         src = ROOT / name
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if src.is_dir() else shutil.copy)(src, root / name)
     for junk in root.rglob("__pycache__"):
         shutil.rmtree(junk)

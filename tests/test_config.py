@@ -286,7 +286,8 @@ def test_schema_defaults_are_the_params_yaml_values():
             default = field.get_default(call_default_factory=True)
             if isinstance(default, BaseModel):
                 compare(type(default), values[name], f"{where}{name}.")
-            elif name not in ("per_task", "normalize_patience_overrides", "finetune_strategies", "distill_strategies"):
+            elif name not in ("per_task", "normalize_patience_overrides", "finetune_strategies", "distill_strategies",
+                              "tasks"):
                 assert default == values[name], f"{where}{name}: schema default {default!r}, params.yaml {values[name]!r}"
 
     compare(Params, DEFAULTS, "")
@@ -302,3 +303,19 @@ def test_data_inputs_must_follow_the_tasks_and_their_sources(tmp_path):
         parse_params(raw)
     raw["data"]["inputs"] = {"sst2": f"{tmp_path}/SST-2"}
     assert parse_params(raw).data.inputs == {"sst2": f"{tmp_path}/SST-2"}
+
+
+def test_export_tasks_follow_the_switch_and_name_the_command_that_fixes_them():
+    assert parse_params(DEFAULTS).export.tasks == []  # off: dvc.yaml makes no export stage
+    on = with_value("export.enabled", True)
+    with pytest.raises(ConfigError) as err:  # `dvc exp run -S export.enabled=true` alone
+        parse_params(on)
+    message = str(err.value)
+    assert message.startswith("export.tasks: must be data.tasks while export.enabled is true") and "\n" not in message
+    assert "dvc exp run -S export.enabled=true -S 'export.tasks=[builtin_sentiment,builtin_pair]'" in message
+    on["export"]["tasks"] = ["builtin_sentiment", "builtin_pair"]
+    assert parse_params(on).export.tasks == ["builtin_sentiment", "builtin_pair"]
+    with pytest.raises(ConfigError, match=r"export.tasks: must be \[\] while export.enabled is false"):
+        parse_params(with_value("export.tasks", ["builtin_pair"]))
+    del on["export"]["tasks"]  # absent: derived
+    assert parse_params(on).export.tasks == ["builtin_sentiment", "builtin_pair"]

@@ -151,7 +151,7 @@ def test_pipeline_with_export_enabled(tmp_path_factory):
     params["student"].update(depths=[2], strategies=["ft", "kd"], finetune_strategies=["ft"], distill_strategies=["kd"],
                              epochs=1, batch_size=16, train_eval_samples=16)
     params["timing"].update(warmup=0, repeats=1, max_examples=8)
-    params["export"]["enabled"] = True
+    params["export"].update(enabled=True, tasks=params["data"]["tasks"])
     env = make_repo(root, params)
     log = run_cmd(["dvc", "repro"], root, env, timeout=3600)  # ~10 min on an idle 2-core machine
     assert "Running stage 'export@builtin_sentiment-kd-2-42'" in log and "Running stage 'register@builtin_sentiment'" in log

@@ -1,5 +1,8 @@
 """The paper preset: what it changes, and an offline run of it on local stand-ins."""
 import json
+import shlex
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -141,3 +144,89 @@ def test_paper_preset_normalises_patience_as_the_authors_did(tmp_path):
     normalised = {(t, d) for t in ("sst2", "mrpc", "qqp", "mnli", "qnli", "rte") for d in (6, 3)
                   if student.patience_normalized(t, d)}
     assert normalised == {("sst2", 6), ("sst2", 3), ("mrpc", 6), ("mrpc", 3), ("rte", 6)}
+
+
+def test_preset_keeps_export_tasks_in_step_with_data_tasks(tmp_path):
+    """export.tasks (dvc.yaml's export stages) is data.tasks while export is on, [] while off."""
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text((ROOT / "params.yaml").read_text())
+    apply_preset("paper", params_file, ROOT / "presets")
+    assert yaml.safe_load(params_file.read_text())["export"]["tasks"] == []
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["export"].update(enabled=True, tasks=params["data"]["tasks"])
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    apply_preset("paper", params_file, ROOT / "presets")
+    assert yaml.safe_load(params_file.read_text())["export"]["tasks"] == PRESET["data"]["tasks"]
+
+
+# The command params.yaml's comment gives for turning export on.
+EXPORT_ON = next(line.strip(" #") for line in (ROOT / "params.yaml").read_text().splitlines()
+                 if "dvc exp run -S export.enabled=true" in line)
+
+
+@pytest.fixture(scope="module")
+def small_repo(tmp_path_factory):
+    """The pipeline with the default params but tiny built-in data (prepare takes seconds)."""
+    root = tmp_path_factory.mktemp("export-switch")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"].update(builtin_train_size=32, builtin_dev_size=16, max_seq_length=32)
+    return root, make_repo(root, params)
+
+
+def stage_names(root, env) -> list[str]:
+    return run_cmd(["dvc", "stage", "list", "--name-only"], root, env).split()
+
+
+def params_diff(root, env) -> dict:
+    return json.loads(run_cmd(["dvc", "params", "diff", "--json"], root, env) or "{}").get("params.yaml", {})
+
+
+def test_pkd_preset_moves_the_export_stages_with_the_tasks_and_params_diff_shows_it(small_repo):
+    root, env = small_repo
+    try:
+        run_cmd([sys.executable, "-m", "pkd.presets", "paper"], root, env)
+        assert "export.tasks" not in params_diff(root, env)  # off: stays []
+        assert not [s for s in stage_names(root, env) if s.startswith(("export@", "register@"))]
+        params = yaml.safe_load((root / "params.yaml").read_text())
+        params["export"].update(enabled=True, tasks=params["data"]["tasks"])
+        (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        run_cmd([sys.executable, "-m", "pkd.presets", "glue-cpu", "--glue-dir", str(root)], root, env)
+        diff = params_diff(root, env)
+        # (DVC shows a list param as its Python repr)
+        assert diff["export.tasks"]["new"] == str(["sst2", "mrpc", "rte"]) and diff["export.enabled"]["new"] is True
+        names = stage_names(root, env)
+        assert "register@rte" in names and "export@rte-pkd_skip-3-3" in names
+        assert not [s for s in names if s.startswith("export@") and "@builtin" in s]
+    finally:
+        run_cmd(["git", "checkout", "params.yaml"], root)
+
+
+@pytest.mark.slow  # dvc exp run: a stage runs
+def test_exp_run_with_only_export_enabled_is_refused_with_the_command_to_run(small_repo):
+    root, env = small_repo
+    try:
+        proc = subprocess.run(["dvc", "exp", "run", "-S", "export.enabled=true"], cwd=root, env=env,
+                              capture_output=True, text=True, check=False)
+    finally:
+        run_cmd(["git", "checkout", "params.yaml"], root)
+    assert proc.returncode != 0 and "Traceback" not in proc.stdout + proc.stderr
+    errors = [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "export.tasks: must be data.tasks while export.enabled is true" in errors[0]
+    assert errors[0].endswith(EXPORT_ON)
+
+
+@pytest.mark.slow  # dvc exp run: the prepare stage runs
+def test_the_documented_command_turns_export_on(small_repo):
+    root, env = small_repo
+    assert not [s for s in stage_names(root, env) if s.startswith(("export@", "register@"))]
+    try:
+        # The command as documented, with a target so that only prepare runs (and validates).
+        run_cmd([*shlex.split(EXPORT_ON), "prepare@builtin_pair"], root, env)
+        names = stage_names(root, env)
+        assert len([s for s in names if s.startswith("export@")]) == 16  # 2 tasks x 4 strategies x 2 depths
+        assert {"register@builtin_sentiment", "register@builtin_pair"} <= set(names)
+        diff = params_diff(root, env)
+        assert (diff["export.enabled"]["old"], diff["export.enabled"]["new"]) == (False, True)
+        assert (diff["export.tasks"]["old"], diff["export.tasks"]["new"]) == ("[]", str(["builtin_sentiment", "builtin_pair"]))
+    finally:
+        run_cmd(["git", "checkout", "params.yaml"], root)
