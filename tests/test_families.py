@@ -169,13 +169,18 @@ def test_timing_runs_every_family(family):
 
 
 def test_unsupported_family_is_refused_at_params_validation(tmp_path):
+    import yaml
+    from conftest import ROOT
     from transformers import GPT2Config, GPT2Model
 
-    from pkd.models import checkpoint_config
+    from pkd.config import parse_params
+    from pkd.models import check_checkpoints
 
     GPT2Model(GPT2Config(n_layer=2, n_embd=16, n_head=2, vocab_size=50)).save_pretrained(tmp_path)
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["teacher"]["checkpoint"] = str(tmp_path)
     with pytest.raises(ConfigError) as err:
-        checkpoint_config(str(tmp_path))
+        check_checkpoints(parse_params(raw))
     message = str(err.value)
     assert message.startswith(f"teacher.checkpoint: '{tmp_path}' is a 'gpt2' model") and "\n" not in message
     assert "supported model types: bert, roberta, xlm-roberta, mpnet, electra, deberta-v2, distilbert" in message
