@@ -31,8 +31,7 @@ from _common import (
 from transformers import DataCollatorWithPadding
 
 from pkd.data import get_task
-from pkd.models import load_tokenizer, resolve_checkpoint
-from pkd.teacher_cache import MODEL_INPUTS
+from pkd.models import MODEL_INPUTS, load_tokenizer, resolve_checkpoint
 from pkd.timing import FIXED_LENGTH, time_depths
 
 NAME = "inference"

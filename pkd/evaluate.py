@@ -21,8 +21,8 @@ from tqdm.auto import tqdm
 from transformers import DataCollatorWithPadding
 
 from pkd.data.tasks import DIAGNOSTIC_SPLIT, WNLI_SPLIT, WNLI_TEST_SIZE, TaskInfo
+from pkd.families import model_inputs
 from pkd.metrics import glue_metrics, logits_to_predictions
-from pkd.models import MODEL_INPUTS
 from pkd.precision import autocast
 
 
@@ -37,11 +37,12 @@ def predict_logits(
     order = np.argsort(np.asarray(dataset["length"]), kind="stable")
     logits = np.zeros((len(dataset), model.config.num_labels), dtype=np.float32)
     batches = range(0, len(order), batch_size)
+    inputs = model_inputs(model)
     # disable=None: a bar on a terminal, none in logs.
     for start in tqdm(batches, total=len(batches), desc=desc, unit="batch", disable=None):
         chosen = order[start : start + batch_size]
         rows = dataset.select(chosen)
-        batch = collator([{k: r[k] for k in MODEL_INPUTS if k in r} for r in rows])
+        batch = collator([{k: r[k] for k in inputs if k in r} for r in rows])
         with autocast(precision, device):
             out = model(**{k: v.to(device) for k, v in batch.items()})
         logits[chosen] = out.logits.float().cpu().numpy()

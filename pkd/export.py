@@ -8,7 +8,8 @@ Exporter: torch.onnx's TorchScript-based exporter (`dynamo=False`). With torch
 2.13 both exporters give the same logits (max abs diff ~1e-7 on BERT); the
 TorchScript one takes ~2 s instead of ~12 s per model and writes one file
 instead of a graph plus an external-data file. Inputs and the logits have
-dynamic batch and sequence axes.
+dynamic batch and sequence axes; the inputs are those the model takes
+(token_type_ids only for families whose forward has it: not MPNet, DistilBERT).
 """
 from __future__ import annotations
 
@@ -21,38 +22,43 @@ import torch
 from torch import nn
 
 from pkd.errors import ExportCheckError
+from pkd.families import model_inputs
 
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model_int8.onnx"
-INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")  # the ONNX inputs' order, of those a model takes
 OPSET = 17
-# Everything of a saved model directory except its PyTorch weights.
-_KEEP = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+# Everything of a saved model directory except its PyTorch weights (tokenizer files of every family).
+_KEEP = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
+         "vocab.json", "merges.txt", "sentencepiece.bpe.model", "spm.model", "added_tokens.json")
 
 
 class _Logits(nn.Module):
-    """Positional inputs in INPUT_NAMES order -> logits only (ONNX wants plain tensors)."""
+    """Positional inputs, in the order of `names` -> logits only (ONNX wants plain tensors)."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, names: list[str]):
         super().__init__()
-        self.model = model
+        self.model, self.names = model, names
 
-    def forward(self, input_ids, attention_mask, token_type_ids):
-        return self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
+    def forward(self, *inputs):
+        return self.model(**dict(zip(self.names, inputs))).logits
 
 
 def export_onnx(model: nn.Module, path: str | Path, opset: int = OPSET) -> Path:
     """Write `model` (a sequence classifier) to `path` as ONNX with dynamic batch/sequence axes."""
     path = Path(path)
-    wrapper = _Logits(model).eval()  # eval(): no dropout in the traced graph
-    ids = torch.tensor([[101, 2023, 2003, 102, 0], [101, 2307, 102, 0, 0]], dtype=torch.long)
-    mask = (ids != 0).long()
-    dynamic = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
+    names = [name for name in INPUT_NAMES if name in model_inputs(model)]
+    wrapper = _Logits(model, names).eval()  # eval(): no dropout in the traced graph
+    # Any ids of the vocabulary trace the same graph; the second row is padded.
+    ids = torch.tensor([[2, 5, 6, 3, 0], [2, 7, 3, 0, 0]], dtype=torch.long) % model.config.vocab_size
+    mask = torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 0, 0]], dtype=torch.long)
+    example = {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
+    dynamic = {name: {0: "batch", 1: "sequence"} for name in names}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the deprecation notice of the TorchScript exporter
         torch.onnx.export(
-            wrapper, (ids, mask, torch.zeros_like(ids)), str(path),
-            input_names=list(INPUT_NAMES), output_names=["logits"],
+            wrapper, tuple(example[name] for name in names), str(path),
+            input_names=names, output_names=["logits"],
             dynamic_axes={**dynamic, "logits": {0: "batch"}},
             opset_version=opset, dynamo=False,
         )
@@ -109,14 +115,12 @@ class OnnxClassifier:
 
 def onnx_logits(classifier: OnnxClassifier, dataset, collator, batch_size: int = 64) -> np.ndarray:
     """Logits [n, C] in dataset order, batches of length-sorted examples (as evaluate.predict_logits)."""
-    from pkd.models import MODEL_INPUTS
-
     order = np.argsort(np.asarray(dataset["length"]), kind="stable")
     out = None
     for start in range(0, len(order), batch_size):
         chosen = order[start : start + batch_size]
         rows = dataset.select(chosen)
-        batch = collator([{k: r[k] for k in MODEL_INPUTS if k in r} for r in rows])
+        batch = collator([{k: r[k] for k in classifier.input_names if k in r} for r in rows])
         logits = classifier({k: v.numpy() for k, v in batch.items()})
         if out is None:
             out = np.zeros((len(dataset), logits.shape[1]), dtype=np.float32)

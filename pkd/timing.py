@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, DataCollatorWithPadding
 
+from pkd.families import model_inputs
 from pkd.precision import autocast
 
 FIXED_LENGTH = 128
@@ -34,8 +35,9 @@ def make_batches(dev_features: list[dict], collator: DataCollatorWithPadding, ba
     """Padded batches of dev examples in dataset order; or of fixed-length inputs."""
     if fixed_length:
         n = len(dev_features)
-        ids = torch.full((n, fixed_length), 1000, dtype=torch.long)  # any in-vocabulary token
-        ids[:, 0], ids[:, -1] = 101, 102  # [CLS] ... [SEP]
+        # A sentence of the tokenizer's own words and special tokens ([CLS] ... [SEP], <s> ... </s>).
+        words = collator.tokenizer(" ".join(["the"] * fixed_length), truncation=True, max_length=fixed_length)
+        ids = torch.tensor([words["input_ids"]], dtype=torch.long).repeat(n, 1)
         mask = torch.ones_like(ids)
         return [
             {"input_ids": ids[i : i + batch_size], "attention_mask": mask[i : i + batch_size]}
@@ -46,11 +48,12 @@ def make_batches(dev_features: list[dict], collator: DataCollatorWithPadding, ba
 
 @torch.no_grad()
 def _run_once(model, batches, device, precision: str = "fp32") -> float:
+    inputs = model_inputs(model)
     _sync(device)
     start = time.perf_counter()
     with autocast(precision, device):
         for batch in batches:
-            model(**{k: v.to(device, non_blocking=True) for k, v in batch.items()})
+            model(**{k: v.to(device, non_blocking=True) for k, v in batch.items() if k in inputs})
     _sync(device)
     return time.perf_counter() - start
 

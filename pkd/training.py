@@ -18,6 +18,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from pkd.config import LossConfig, TrainParams
 from pkd.data.tasks import TaskInfo
 from pkd.distill import DistillationTrainer
+from pkd.families import MODEL_INPUTS, model_inputs
 from pkd.io import atomic_dir, write_json
 from pkd.metrics import glue_metrics, logits_to_predictions
 from pkd.precision import trainer_flags
@@ -26,9 +27,11 @@ from pkd.precision import trainer_flags
 TRAIN_COLUMNS = ("idx", "input_ids", "token_type_ids", "attention_mask", "labels", "length")
 
 
-def training_view(dataset: Dataset) -> Dataset:
+def training_view(dataset: Dataset, inputs: tuple[str, ...] = MODEL_INPUTS) -> Dataset:
+    """TRAIN_COLUMNS of `dataset`, with only the model `inputs` its model takes (pkd.families.model_inputs)."""
     dataset = dataset.rename_column("label", "labels") if "label" in dataset.column_names else dataset
-    return dataset.select_columns([c for c in TRAIN_COLUMNS if c in dataset.column_names])
+    keep = [c for c in TRAIN_COLUMNS if c in dataset.column_names and (c in inputs or c not in MODEL_INPUTS)]
+    return dataset.select_columns(keep)
 
 
 def random_subset(dataset: Dataset, size: int | None, seed: int) -> Dataset:
@@ -186,8 +189,9 @@ def train_model(
     per-epoch history also written to `history_out`. `tracker` (a pkd.tracking
     StageRun) receives each epoch's metrics at that epoch's end.
     """
-    train = training_view(train)
-    eval_sets = {"dev": training_view(dev), "train": train_eval_subset(train, params.train_eval_samples, seed)}
+    inputs = model_inputs(model)
+    train = training_view(train, inputs)
+    eval_sets = {"dev": training_view(dev, inputs), "train": train_eval_subset(train, params.train_eval_samples, seed)}
 
     def compute_metrics(prediction):
         preds = logits_to_predictions(prediction.predictions, task.is_regression)

@@ -61,7 +61,7 @@ def test_best_student_breaks_ties_by_speed():
 def test_timing_adds_onnx_rows(tiny_bert, tiny_splits):
     from transformers import DataCollatorWithPadding
 
-    from pkd.teacher_cache import MODEL_INPUTS
+    from pkd.models import MODEL_INPUTS
     from pkd.timing import time_depths
 
     dev = tiny_splits["dev"].select(range(8))

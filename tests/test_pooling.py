@@ -86,3 +86,19 @@ def test_saved_mean_model_reloads_through_auto_class_or_refuses(tiny_bert, tmp_p
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode != 0
     assert "pkd_mean_bert" in proc.stderr
+
+
+def test_model_saved_as_pkd_mean_bert_by_an_earlier_version_still_loads():
+    """tests/data/mean_bert_v0: a mean-pooled BERT saved before pkd supported other families
+    (config type pkd_mean_bert, MeanPooledBertForSequenceClassification), with its logits then."""
+    from pathlib import Path
+
+    from transformers import AutoModelForSequenceClassification
+
+    saved = Path(__file__).parent / "data" / "mean_bert_v0"
+    ids, mask = torch.tensor([[2, 10, 11, 3, 0]]), torch.tensor([[1, 1, 1, 1, 0]])
+    expected = torch.tensor([[-0.030616939067840576, 0.001404456328600645]])
+    for model in (load_classifier(saved), AutoModelForSequenceClassification.from_pretrained(saved)):
+        assert model_pooling(model) == "mean" and model.config.model_type == "pkd_mean_bert"
+        with torch.no_grad():
+            torch.testing.assert_close(model.eval()(input_ids=ids, attention_mask=mask).logits, expected)
