@@ -9,8 +9,10 @@ def main() -> None:
     params = load_checked_params()
     config = {
         "preset": params.preset,
-        "teacher": params.teacher.checkpoint,
-        "data source": params.data.source,
+        "teacher": params.teacher.checkpoint + (" (fine-tuned, used as is)" if params.teacher.fine_tuned else ""),
+        # Each task's own: data.source, or the user's files (data.custom_tasks).
+        "data": ", ".join(f"{t}: {'data.custom_tasks' if t in params.data.custom_tasks else params.data.source}"
+                          for t in params.data.tasks),
         "tasks": ", ".join(params.data.tasks),
         "student depths": ", ".join(map(str, params.student.depths)),
         "strategies": ", ".join(params.student.strategies),
