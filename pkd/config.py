@@ -340,10 +340,15 @@ class Params(_Section):
         )
 
     def patient_layers(self, teacher_depth: int) -> list[int]:
-        """Every teacher layer that some configured student's patient loss reads (the cache stores these)."""
+        """Every teacher layer that a patient strategy of student.strategies pairs at a depth of
+        student.depths: the layers the teacher cache stores.
+
+        Read from the strategies' layer maps only, whatever their weights: the cache stage's DVC
+        inputs are student.strategies and student.depths, so a beta sweep (the paper's main axis)
+        reuses one cache, and a beta raised from 0 finds its layers already stored."""
         return sorted({
             layer
-            for name in self.student.strategies if self.strategies[name].beta > 0
+            for name in self.student.strategies if registry.get_strategy(name).patient
             for depth in self.student.depths
             for layer in registry.get_strategy(name).teacher_layers(teacher_depth, depth)
         })

@@ -8,9 +8,10 @@ training loader keeps each example paired with its own teacher row; a cache
 made from another teacher, other data or another pooling is refused.
 
 Paper scale (MNLI: 392,702 rows, BERT-base) shapes the format:
-- only the teacher layers some configured student reads are stored (the union
-  of the layer maps, `stored_layers` in the manifest), in float16 by default;
-  a student that needs another layer is refused, naming it;
+- only the teacher layers that the configured patient strategies pair are
+  stored (the union of their layer maps over the student depths,
+  `stored_layers` in the manifest), in float16 by default; a student that
+  needs another layer is refused, naming it;
 - the file is preallocated and filled batch by batch as the teacher runs, so
   building holds one batch in memory, not the whole split;
 - a reader loads only the idx column; logits and states are read row by row

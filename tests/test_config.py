@@ -45,6 +45,17 @@ def test_cache_dtype_and_precision_defaults_agree_with_params_yaml():
     assert params.precision == "fp32" == type(params).model_fields["precision"].default
 
 
+def test_cached_layers_follow_the_strategies_and_depths_not_the_weights():
+    """The cache stage's DVC inputs are student.depths and student.strategies: the stored
+    layers must not change with a strategy's beta, or a beta sweep would need a rebuild."""
+    layers = parse_params(DEFAULTS).patient_layers(teacher_depth=6)
+    assert layers == [2, 3, 4, 5]  # PKD-Skip and PKD-Last at depths 3 and 2 of 6 layers
+    for beta in (0.0, 500.0):
+        raw = with_value("strategies.pkd_skip.beta", beta)
+        assert parse_params(raw).patient_layers(teacher_depth=6) == layers, beta
+    assert parse_params(with_strategies(copy.deepcopy(DEFAULTS), ["ft", "kd"])).patient_layers(6) == []
+
+
 @pytest.mark.parametrize(
     "key, value, expected",
     [
