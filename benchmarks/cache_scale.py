@@ -25,7 +25,7 @@ module with the teacher's interface over a dataset of one-token rows in the
 same random order, so its time is the library's own work (batching, pooling,
 writing, fingerprinting) without a teacher forward. The reader looks up
 `--lookups` random batches of 32 idx (0: one full shuffled epoch) with the
-layers of a 6-layer PKD-Skip student (Params.loss_config).
+layers of a 6-layer PKD-Skip student (pkd.students.loss_config).
 
 The old format does not fit this machine at full size (its build holds
 about three copies of a 14.5 GB array), so it runs at `--old-fraction` of the
@@ -133,7 +133,9 @@ def _params(args):
 
 def _student_layers(args) -> list[int]:
     """The teacher layers a PKD-Skip student of the first of --depths reads, as the distill stage plans it."""
-    return _params(args).loss_config("pkd_skip", TASK, int(args.depths.split(",")[0]), args.layers).patient_layers
+    from pkd.students import loss_config
+
+    return loss_config(_params(args), "pkd_skip", TASK, int(args.depths.split(",")[0]), args.layers).patient_layers
 
 
 def _synthetic_teacher(args):

@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING
 import torch
 from transformers import Trainer
 
-from pkd.config import LossConfig
-from pkd.losses import pkd_loss
+from pkd.losses import LossConfig, pkd_loss
 from pkd.models import model_pooling
 from pkd.pooling import layer_states
 
@@ -26,7 +25,7 @@ NON_MODEL_COLUMNS = ("idx", "length")
 class DistillationTrainer(Trainer):
     """Trains with L = (1 - alpha) CE + alpha L_DS + beta L_PT (pkd.losses.pkd_loss).
 
-    `loss` (pkd.config.LossConfig, from Params.loss_config) holds the weights and
+    `loss` (pkd.losses.LossConfig, from pkd.students.loss_config) holds the weights and
     the layer map. With the default LossConfig() it is plain fine-tuning (the
     teacher itself and FT students), and needs no cache. Evaluation always scores
     the gold-label loss.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from transformers import (
     AutoConfig,
@@ -21,9 +22,11 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from pkd import strategies as registry
-from pkd.config import ConfigError, check_depths
-from pkd.data.tasks import TaskInfo
+from pkd.errors import ConfigError
 from pkd.pooling import MeanBertConfig, MeanPooledBertForSequenceClassification
+
+if TYPE_CHECKING:  # models are built from any task record; the data registry is the pipeline's
+    from pkd.data.tasks import TaskInfo
 
 PACKAGE_PREFIX = "package:"
 # The tokenizer outputs a BERT classifier takes (the rest of a dataset row is not a model input).
@@ -88,6 +91,8 @@ def tokenizer_difference(checkpoint_a: str, checkpoint_b: str, key_b: str) -> st
 def check_checkpoints(params) -> None:
     """The params rules that need checkpoint configs: student depths against the teacher's,
     and the student init checkpoint (pkd.stage.load_checked_params runs this before any work)."""
+    from pkd.config import check_depths  # the params schema: loaded by the stages, not by model code
+
     check_depths(params, checkpoint_depth(params.teacher.checkpoint))
     check_student_init(params)
 

@@ -36,7 +36,7 @@ from datasets import Dataset
 from tqdm.auto import tqdm
 from transformers import DataCollatorWithPadding, PreTrainedModel
 
-from pkd import config
+from pkd.choices import CACHE_DTYPES
 from pkd.errors import StaleCacheError
 from pkd.io import atomic_dir, read_json, write_json
 from pkd.models import MODEL_INPUTS, model_pooling
@@ -44,8 +44,8 @@ from pkd.pooling import layer_states
 from pkd.precision import autocast
 
 MANIFEST = "manifest.json"
-# params.yaml names (pkd.config.CACHE_DTYPES) -> torch dtypes.
-CACHE_DTYPES = {name: getattr(torch, name) for name in config.CACHE_DTYPES}
+# params.yaml's names of the cache dtypes -> torch dtypes.
+TORCH_DTYPES = {name: getattr(torch, name) for name in CACHE_DTYPES}
 # safetensors' names for the dtypes a cache file holds.
 _ST_NAMES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.int64: "I64"}
 _ST_DTYPES = {v: k for k, v in _ST_NAMES.items()}
@@ -256,7 +256,7 @@ def build_cache(
             writer = None
             if rank == 0:
                 writer = CacheFileWriter(tmp / f"{name}.safetensors", dataset["idx"], config.num_labels,
-                                         config.hidden_size, len(layers), CACHE_DTYPES[dtype])
+                                         config.hidden_size, len(layers), TORCH_DTYPES[dtype])
             for part in _split_batches(model, dataset, collator, batch_size, layers, precision):
                 if writer is not None:
                     writer.write(*part)
@@ -314,7 +314,7 @@ def write_cache(
             _, num_states, hidden = tensors["states"].shape
             stored = list(range(1, num_states + 1)) if layers is None else list(layers)
             writer = CacheFileWriter(tmp / f"{split}.safetensors", tensors["idx"], tensors["logits"].shape[1],
-                                     hidden, num_states, CACHE_DTYPES[dtype])
+                                     hidden, num_states, TORCH_DTYPES[dtype])
             writer.write(tensors["idx"], tensors["logits"], tensors["states"])
             shapes[split] = writer.close()
         teacher_layers = manifest.get("layers", max(stored or [0]))

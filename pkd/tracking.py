@@ -153,7 +153,7 @@ class StageRun:
 
     def log_model(self, export_dir: str | os.PathLike, input_example: Any,
                   name: str = "model") -> str | None:
-        """Log an export directory as a text-in, labels-out pyfunc model (pkd.serving).
+        """Log an export directory as a text-in, labels-out pyfunc model (pkd.deploy.serving).
 
         The signature is inferred from `input_example` (a DataFrame with text_a[, text_b])
         and the model's own output on it. Returns the model URI, None when not tracking.
@@ -214,7 +214,7 @@ def _log_text_model(uri: str, run_id: str, export_dir: Path, example: Any, name:
     import mlflow
     from mlflow.models import infer_signature
 
-    from pkd.serving import ARTIFACT, TextClassifierModel
+    from pkd.deploy.serving import ARTIFACT, TextClassifierModel
 
     local = TextClassifierModel()  # its output on the example gives the signature
     local.load_context(types.SimpleNamespace(artifacts={ARTIFACT: str(export_dir)}, model_config={}))

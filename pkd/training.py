@@ -15,10 +15,11 @@ from datasets import Dataset
 from transformers import DataCollatorWithPadding, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from pkd.config import LossConfig, TrainParams
+from pkd.config import TrainParams
 from pkd.data.tasks import TaskInfo
 from pkd.distill import DistillationTrainer
 from pkd.io import atomic_dir, write_json
+from pkd.losses import LossConfig
 from pkd.metrics import glue_metrics, logits_to_predictions
 from pkd.precision import trainer_flags
 

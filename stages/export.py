@@ -32,7 +32,7 @@ def main() -> None:
 
     from pkd.stage import load_checked_params, stage_args
     from pkd.data import get_task
-    from pkd.export import ExportCheckError, deployable, export_and_score, input_example
+    from pkd.deploy.export import ExportCheckError, deployable, export_and_score, input_example
     from pkd.tracking import stage_run
 
     args = stage_args("task", "strategy", "depth", "seed")

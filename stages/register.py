@@ -28,7 +28,7 @@ def main() -> None:
 
     from pkd.stage import load_checked_params, stage_args
     from pkd.data import get_task
-    from pkd.export import best_student, deployable, input_example, registered_name
+    from pkd.deploy.export import best_student, deployable, input_example, registered_name
     from pkd.tracking import stage_run
 
     args = stage_args("task")

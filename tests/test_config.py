@@ -259,7 +259,7 @@ def test_distill_stage_depends_on_the_per_task_normalisation():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     assert "student.normalize_patience_overrides" in stages["distill"]["params"]
     assert "normalize_patience_overrides" in DEFAULTS["student"]
-    assert "patience_normalized(" in (ROOT / "pkd/config.py").read_text().split("def loss_config")[1]
+    assert "patience_normalized(" in (ROOT / "pkd/students.py").read_text().split("def loss_config")[1]
 def test_strategies_split_by_stage_follows_what_reads_the_teacher():
     student = parse_params(with_strategies(copy.deepcopy(DEFAULTS), ["kd", "ft"])).student
     assert (student.finetune_strategies, student.distill_strategies) == (["ft"], ["kd"])

@@ -6,11 +6,12 @@ from transformers import DataCollatorWithPadding
 
 import pkd.distill as distill_module
 import pkd.training as training_module
-from pkd.config import LossConfig, TrainParams
+from pkd.config import TrainParams
 from pkd.distill import DistillationTrainer
 from pkd.data import get_task
 from pkd.io import read_json
 from pkd.layers import layer_map
+from pkd.losses import LossConfig
 from pkd.models import load_classifier, build_student, build_teacher, load_tokenizer
 from pkd.teacher_cache import dataset_fingerprint, load_cache, teacher_hash, teacher_outputs, write_cache
 from pkd.training import train_model, training_arguments, training_view

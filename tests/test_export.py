@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pkd import export as export_mod
+from pkd.deploy import export as export_mod
 from pkd.data import get_task
-from pkd.export import INT8_FILE, ONNX_FILE, ExportCheckError, best_student, export_and_score
+from pkd.deploy.export import INT8_FILE, ONNX_FILE, ExportCheckError, best_student, export_and_score
 from pkd.models import build_teacher, load_tokenizer
-from pkd.predict import Predictor
+from pkd.deploy.predict import Predictor
 
 TASK = get_task("builtin_sentiment")
 
@@ -82,7 +82,7 @@ def register_and_load(exported, tiny_splits, monkeypatch, tmp_path):
     """Log + register through pkd.tracking as the stages do; load by registry name and predict."""
     import mlflow
 
-    from pkd.export import deployable, input_example, registered_name
+    from pkd.deploy.export import deployable, input_example, registered_name
     from pkd.tracking import stage_run
 
     out, _ = exported

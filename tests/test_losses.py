@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from pkd.losses import label_loss, patient_loss, pkd_loss, soft_label_loss
-from pkd.config import LossConfig
+from pkd.losses import LossConfig, label_loss, patient_loss, pkd_loss, soft_label_loss
 
 rng = np.random.default_rng(0)
 B, C, L, H = 5, 3, 4, 8

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pkd.config import ConfigError
 from pkd.data import DataFormatError, get_task
-from pkd.export import ONNX_FILE, OnnxClassifier
+from pkd.errors import ConfigError
+from pkd.deploy.export import ONNX_FILE, OnnxClassifier
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
