@@ -91,7 +91,8 @@ def tokenizer_difference(checkpoint_a: str, checkpoint_b: str, key_b: str) -> st
 def check_checkpoints(params) -> None:
     """The params rules that need checkpoint configs: student depths against the teacher's,
     and the student init checkpoint (pkd.stage.load_checked_params runs this before any work)."""
-    from pkd.config import check_depths  # the params schema: loaded by the stages, not by model code
+    # The params schema: loaded by the stages that check params, not by the model code.
+    from pkd.config import check_depths
 
     check_depths(params, checkpoint_depth(params.teacher.checkpoint))
     check_student_init(params)

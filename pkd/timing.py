@@ -62,7 +62,14 @@ def _summary(values: list[float]) -> dict[str, float]:
 
 def _onnx_variants(model, workdir: Path, threads: int) -> dict:
     """{runtime: (ONNX Runtime session, size in MB)} for fp32 and int8 exports of `model`."""
-    from pkd.deploy.export import INT8_FILE, ONNX_FILE, OnnxClassifier, export_onnx, quantize_int8, size_mb
+    from pkd.deploy.export import (
+        INT8_FILE,
+        ONNX_FILE,
+        OnnxClassifier,
+        export_onnx,
+        quantize_int8,
+        size_mb,
+    )
 
     workdir.mkdir(parents=True, exist_ok=True)
     fp32 = export_onnx(model, workdir / ONNX_FILE)

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pkd.deploy import export as export_mod
 from pkd.data import get_task
+from pkd.deploy import export as export_mod
 from pkd.deploy.export import INT8_FILE, ONNX_FILE, ExportCheckError, best_student, export_and_score
-from pkd.models import build_teacher, load_tokenizer
 from pkd.deploy.predict import Predictor
+from pkd.models import build_teacher, load_tokenizer
 
 TASK = get_task("builtin_sentiment")
 

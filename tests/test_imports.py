@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 METHOD_MODULES = ["pkd.losses", "pkd.layers", "pkd.pooling", "pkd.distill", "pkd.teacher_cache", "pkd.precision"]

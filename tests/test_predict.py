@@ -9,8 +9,8 @@ from conftest import ROOT
 from pkd.console import main
 from pkd.data import get_task
 from pkd.deploy.export import INT8_FILE, export_dir
-from pkd.models import build_teacher, load_tokenizer
 from pkd.deploy.predict import Predictor, read_examples
+from pkd.models import build_teacher, load_tokenizer
 
 SENTENCES = ["a wonderful, moving film", "not good at all", "it was fine",
              "the plot is dull but the acting is great and the music is a delight", "bad"]

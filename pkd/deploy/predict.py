@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from pkd.data import DataFormatError, get_task
-from pkd.errors import ConfigError
 from pkd.deploy.export import ONNX_FILE, OnnxClassifier
+from pkd.errors import ConfigError
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
