@@ -38,7 +38,7 @@ from transformers import DataCollatorWithPadding, PreTrainedModel
 
 from pkd.choices import CACHE_DTYPES
 from pkd.errors import StaleCacheError
-from pkd.io import atomic_dir, read_json, write_json
+from pkd.io import atomic_dir, file_sha256, read_json, write_json
 from pkd.models import MODEL_INPUTS, model_pooling
 from pkd.pooling import layer_states
 from pkd.precision import autocast
@@ -49,14 +49,6 @@ TORCH_DTYPES = {name: getattr(torch, name) for name in CACHE_DTYPES}
 # safetensors' names for the dtypes a cache file holds.
 _ST_NAMES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.int64: "I64"}
 _ST_DTYPES = {v: k for k, v in _ST_NAMES.items()}
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def teacher_hash(teacher_dir: str | Path) -> str:

@@ -62,18 +62,9 @@ def _summary(values: list[float]) -> dict[str, float]:
 
 def _onnx_variants(model, workdir: Path, threads: int) -> dict:
     """{runtime: (ONNX Runtime session, size in MB)} for fp32 and int8 exports of `model`."""
-    from pkd.deploy.export import (
-        INT8_FILE,
-        ONNX_FILE,
-        OnnxClassifier,
-        export_onnx,
-        quantize_int8,
-        size_mb,
-    )
+    from pkd.deploy.export import OnnxClassifier, export_dir, size_mb
 
-    workdir.mkdir(parents=True, exist_ok=True)
-    fp32 = export_onnx(model, workdir / ONNX_FILE)
-    int8 = quantize_int8(fp32, workdir / INT8_FILE)
+    fp32, int8, _ = export_dir(model, workdir)
     return {"onnx_fp32": (OnnxClassifier(fp32, threads), size_mb(fp32)),
             "onnx_int8": (OnnxClassifier(int8, threads), size_mb(int8))}
 

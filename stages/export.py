@@ -3,21 +3,20 @@
 Opt-in (`export.enabled`, params.yaml): when off, the stage only records that
 it was skipped, so the default pipeline stays within its time budget.
 """
-import argparse
 import sys
 import tempfile
 
 from pkd import paths
 from pkd.io import atomic_dir, write_json
+from pkd.stage import load_checked_params, run_stage, stage_args
 from pkd.switches import export_switches
+
+MATRIX = ("task", "strategy", "depth", "seed")
 
 
 def skip_unless_enabled() -> bool:
     """When export is off, write the stage's outputs as 'skipped' without importing torch."""
-    parser = argparse.ArgumentParser()
-    for name in ("task", "strategy", "depth", "seed"):
-        parser.add_argument(f"--{name}", required=True, type=int if name in ("depth", "seed") else str)
-    args, _ = parser.parse_known_args()
+    args = stage_args(*MATRIX)
     if export_switches().get("enabled", False):
         return False
     name = paths.student_name(args.strategy, args.depth, args.seed)
@@ -30,12 +29,11 @@ def skip_unless_enabled() -> bool:
 def main() -> None:
     from datasets import load_from_disk
 
-    from pkd.stage import load_checked_params, stage_args
     from pkd.data import get_task
     from pkd.deploy.export import ExportCheckError, deployable, export_and_score, input_example
     from pkd.tracking import stage_run
 
-    args = stage_args("task", "strategy", "depth", "seed")
+    args = stage_args(*MATRIX)
     params = load_checked_params()
     name = paths.student_name(args.strategy, args.depth, args.seed)
     out, metrics = paths.onnx_model(args.task, args.strategy, args.depth, args.seed), paths.export_metrics(args.task, name)
@@ -60,6 +58,4 @@ def main() -> None:
 
 
 if __name__ == "__main__" and not skip_unless_enabled():
-    from pkd.stage import run_stage
-
     run_stage(main)

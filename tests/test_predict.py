@@ -28,7 +28,7 @@ def saved(tiny_bert, tmp_path_factory):
     """A mean-pooled single-sentence model, its ONNX export, and a [CLS] pair model."""
     root = tmp_path_factory.mktemp("predict")
     model = save_model(tiny_bert, root / "single", "builtin_sentiment", "mean")
-    export_dir(model, root / "single", root / "single-onnx")
+    export_dir(model, root / "single-onnx", model_dir=root / "single")
     save_model(tiny_bert, root / "pair", "builtin_pair", "cls")
     return root
 
