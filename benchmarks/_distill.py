@@ -21,6 +21,7 @@ import torch
 from _common import ROOT, Timer
 
 from pkd import strategies
+from pkd.cache_format import TeacherCache, load_cache
 from pkd.choices import POOLINGS
 from pkd.config import Params, load_params
 from pkd.data.tasks import TaskInfo
@@ -29,7 +30,7 @@ from pkd.losses import LossConfig
 from pkd.models import MODEL_INPUTS, build_student, build_teacher, model_pooling
 from pkd.precision import autocast
 from pkd.students import loss_config
-from pkd.teacher_cache import TeacherCache, build_teacher_cache, load_cache
+from pkd.teacher_cache import build_teacher_cache
 from pkd.training import training_arguments, training_view
 
 DISTILLING = [name for name in strategies.names() if strategies.get_strategy(name).reads_teacher]

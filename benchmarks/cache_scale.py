@@ -266,7 +266,7 @@ def read_old(args, n: int, path: Path) -> dict:
     """The previous reader: load_file of the whole split, rows gathered in memory."""
     from safetensors.torch import load_file
 
-    from pkd.teacher_cache import TeacherCache
+    from pkd.cache_format import TeacherCache
 
     base = rss_now_mb()
     t0 = time.perf_counter()
@@ -279,7 +279,7 @@ def read_old(args, n: int, path: Path) -> dict:
 
 def read_new(args, n: int, path: Path) -> dict:
     """The distill stage's reader: load_cache, then TeacherCache.rows per batch."""
-    from pkd.teacher_cache import load_cache
+    from pkd.cache_format import load_cache
 
     rows = _synthetic_rows(n, args)
     base = rss_now_mb()

@@ -31,8 +31,7 @@ from _common import (
 from transformers import DataCollatorWithPadding
 
 from pkd.data import get_task
-from pkd.models import load_tokenizer, resolve_checkpoint
-from pkd.teacher_cache import MODEL_INPUTS
+from pkd.models import MODEL_INPUTS, load_tokenizer, resolve_checkpoint
 from pkd.timing import FIXED_LENGTH, time_depths
 
 NAME = "inference"
@@ -76,7 +75,8 @@ def main(argv=None) -> None:
 
     record = time_depths(resolve_checkpoint(args.checkpoint), args.depths, features,
                          DataCollatorWithPadding(tokenizer), task.num_labels,
-                         warmup=args.warmup, repeats=args.repeats, device=str(device))
+                         warmup=args.warmup, repeats=args.repeats, device=str(device),
+                         pooling="cls")  # BERT-base and the paper: [CLS] and the pooler
 
     for suffix, title in (("dev", "real SST-2 dev lengths"), ("len128", f"fixed length {FIXED_LENGTH}")):
         rows = []

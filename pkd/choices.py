@@ -10,5 +10,5 @@ turn never load the schema (tests/test_imports.py).
 
 POOLINGS = ("cls", "mean")  # sentence state for the classifier and the patient loss (pkd.pooling)
 PRECISIONS = ("fp32", "bf16", "fp16")  # autocast of the forward passes (pkd.precision)
-CACHE_DTYPES = ("float32", "float16", "bfloat16")  # teacher cache states on disk (pkd.teacher_cache)
+CACHE_DTYPES = ("float32", "float16", "bfloat16")  # teacher cache states on disk (pkd.cache_format)
 KD_REDUCTIONS = ("mean", "batchmean")  # soft-label loss reduction (pkd.losses.soft_label_loss)

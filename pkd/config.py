@@ -270,9 +270,6 @@ class Params(_Section):
             )
         return self
 
-    def strategy(self, name: str) -> StrategyParams:
-        return self.strategies[name]
-
     def student_checkpoint(self) -> str:
         """The pre-trained checkpoint students are cut from (student.init: pretrained)."""
         return self.student.init_checkpoint or self.teacher.checkpoint

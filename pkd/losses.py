@@ -19,8 +19,8 @@ from pkd.errors import ConfigError
 @dataclass(frozen=True)
 class LossConfig:
     """alpha: weight of the soft-label loss L_DS; beta: of the patient loss L_PT.
-    temperature: T of L_DS. teacher_layers: teacher layers (1-based) that student layers
-    1..M-1 learn from (needed when beta > 0). kd_reduction: "mean" (the authors') or
+    temperature: T of L_DS. matched_layers: the teacher layers (1-based) that student layers
+    1..M-1 learn from, the strategy's layer map (needed when beta > 0). kd_reduction: "mean" (the authors') or
     "batchmean". normalize_patience: L2-normalise the states before L_PT.
 
     The default is plain fine-tuning on labels (the teacher, FT students). The pipeline
@@ -29,7 +29,7 @@ class LossConfig:
     alpha: float = 0.0
     beta: float = 0.0
     temperature: float = 1.0
-    teacher_layers: tuple[int, ...] | None = None
+    matched_layers: tuple[int, ...] | None = None
     kd_reduction: str = "mean"
     normalize_patience: bool = True
 
@@ -42,8 +42,8 @@ class LossConfig:
             raise ConfigError(f"temperature: must be > 0 (got {self.temperature})")
         if self.kd_reduction not in KD_REDUCTIONS:
             raise ConfigError(f"kd_reduction: unknown '{self.kd_reduction}'; allowed: {', '.join(KD_REDUCTIONS)}")
-        if self.beta > 0 and not self.teacher_layers:
-            raise ConfigError("teacher_layers: beta > 0 needs the teacher layer map")
+        if self.beta > 0 and not self.matched_layers:
+            raise ConfigError("matched_layers: beta > 0 needs the teacher layer map")
 
     @property
     def distills(self) -> bool:
@@ -53,7 +53,7 @@ class LossConfig:
     @property
     def patient_layers(self) -> list[int] | None:
         """The teacher layers the patient loss reads; None when beta is 0."""
-        return list(self.teacher_layers) if self.beta > 0 else None
+        return list(self.matched_layers) if self.beta > 0 else None
 
 
 def label_loss(logits_s: torch.Tensor, labels: torch.Tensor, is_regression: bool = False) -> torch.Tensor:

@@ -121,7 +121,7 @@ def check_student_init(params) -> None:
     hidden_t, hidden_s = checkpoint_config(teacher).hidden_size, config.hidden_size
     if hidden_t != hidden_s:
         for name in params.student.strategies:
-            if registry.get_strategy(name).patient and params.strategy(name).beta > 0:
+            if registry.get_strategy(name).patient and params.strategies[name].beta > 0:
                 raise ConfigError(
                     f"student.strategies: '{name}' matches hidden states, but teacher.checkpoint "
                     f"'{teacher}' has hidden size {hidden_t} and {key} '{init}' has {hidden_s}; "
@@ -221,6 +221,17 @@ def load_classifier(path: str | Path) -> PreTrainedModel:
 
 def model_pooling(model: PreTrainedModel) -> str:
     return getattr(model.config, "pkd_pooling", "cls")
+
+
+def untrained_classifier(checkpoint: str, *, depth: int, num_labels: int, pooling: str) -> PreTrainedModel:
+    """A classifier of the checkpoint's architecture cut to `depth` layers, with random weights and
+    `pooling` as trained models have it (mean: no BERT pooler). For timing: speed does not depend
+    on the weights' values."""
+    config = AutoConfig.from_pretrained(checkpoint, num_labels=num_labels, num_hidden_layers=depth)
+    config.pkd_pooling = pooling
+    if pooling == "mean":
+        return MeanPooledBertForSequenceClassification(MeanBertConfig.from_bert(config))
+    return AutoModelForSequenceClassification.from_config(config)
 
 
 def build_teacher(checkpoint: str, task: TaskInfo, seed: int | None = None, pooling: str | None = None) -> PreTrainedModel:

@@ -13,6 +13,7 @@ from pathlib import Path
 from datasets import DatasetDict
 
 from pkd import strategies as registry
+from pkd.cache_format import MANIFEST, TeacherCache, load_cache
 from pkd.config import Params
 from pkd.data.tasks import TaskInfo
 from pkd.errors import ConfigError
@@ -20,7 +21,6 @@ from pkd.losses import LossConfig
 from pkd.models import build_student, checkpoint_depth, load_tokenizer
 from pkd.precision import resolve_precision
 from pkd.run_key import config_hash
-from pkd.teacher_cache import MANIFEST, TeacherCache, load_cache
 from pkd.training import random_subset, train_model
 
 
@@ -46,13 +46,13 @@ def loss_config(params: Params, strategy: str, task: str, depth: int, teacher_de
 
     The one place that decides whether a student distils (LossConfig.distills): a
     weight of 0 switches its term off, whatever the strategy."""
-    knobs, spec = params.strategy(strategy), registry.get_strategy(strategy)
+    knobs, spec = params.strategies[strategy], registry.get_strategy(strategy)
     layers = spec.teacher_layers(teacher_depth, depth) if knobs.beta > 0 else None
     return LossConfig(
         alpha=knobs.alpha,
         beta=knobs.beta,
         temperature=knobs.temperature,
-        teacher_layers=tuple(layers) if layers else None,
+        matched_layers=tuple(layers) if layers else None,
         kd_reduction=params.student.kd_reduction,
         normalize_patience=params.student.patience_normalized(task, depth),
     )
@@ -74,8 +74,8 @@ def plan_student(
     precision = resolve_precision(params.precision)
     settings = {
         "student": student.model_dump(exclude={"seeds"}),  # student.seeds lists the matrix; this run is one seed
-        "strategy": params.strategy(strategy).model_dump(),
-        "teacher_layers": loss.patient_layers,
+        "strategy": params.strategies[strategy].model_dump(),
+        "matched_layers": loss.patient_layers,
         "seed": seed,
         "pooling": params.pooling,
         "normalize_patience": loss.normalize_patience,

@@ -36,7 +36,6 @@ from pkd.sweep import collect_experiments
 from pkd.errors import StudyError
 
 OUTPUT_MD = Path("reports/teacher_study.md")
-OUTPUT_JSON = Path("reports/teacher_study.json")
 WORKSPACE = "workspace"
 
 # The authors' dev accuracy (%), PKD.md "The larger-teacher study"; "#1 PKD" is

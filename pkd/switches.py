@@ -2,7 +2,8 @@
 
 The export and register stages run once per student even when export is off;
 reading two booleans with plain YAML keeps such a skipped stage at a Python
-start-up (pkd.config imports datasets). Enabled runs validate everything.
+start-up (pkd.config would load pydantic and the task and strategy registries,
+and validate the whole file). Enabled runs validate everything.
 """
 from __future__ import annotations
 

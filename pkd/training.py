@@ -39,11 +39,6 @@ def random_subset(dataset: Dataset, size: int | None, seed: int) -> Dataset:
     return dataset.shuffle(seed=seed).select(range(size))
 
 
-def train_eval_subset(train: Dataset, size: int, seed: int) -> Dataset:
-    """A fixed random subset of train, scored each epoch for train accuracy."""
-    return random_subset(train, size, seed)
-
-
 def training_arguments(
     params: TrainParams, *, output_dir: Path, seed: int, learning_rate: float, precision: str = "fp32"
 ) -> TrainingArguments:
@@ -182,13 +177,14 @@ def train_model(
 ) -> list[dict]:
     """Train, resuming from `checkpoint_dir` if a previous run was killed; save atomically.
 
-    `loss` and `cache` (a pkd.teacher_cache.TeacherCache, needed when loss.distills)
+    `loss` and `cache` (a pkd.cache_format.TeacherCache, needed when loss.distills)
     go to DistillationTrainer; the default is fine-tuning on labels. Returns the
     per-epoch history also written to `history_out`. `tracker` (a pkd.tracking
     StageRun) receives each epoch's metrics at that epoch's end.
     """
     train = training_view(train)
-    eval_sets = {"dev": training_view(dev), "train": train_eval_subset(train, params.train_eval_samples, seed)}
+    # A fixed random subset of train, scored each epoch for train accuracy.
+    eval_sets = {"dev": training_view(dev), "train": random_subset(train, params.train_eval_samples, seed)}
 
     def compute_metrics(prediction):
         preds = logits_to_predictions(prediction.predictions, task.is_regression)

@@ -54,6 +54,8 @@ def test_cached_layers_follow_the_strategies_and_depths_not_the_weights():
         raw = with_value("strategies.pkd_skip.beta", beta)
         assert parse_params(raw).patient_layers(teacher_depth=6) == layers, beta
     assert parse_params(with_strategies(copy.deepcopy(DEFAULTS), ["ft", "kd"])).patient_layers(6) == []
+    # BERT-base, 6- and 3-layer students: skip 2,4,6,8,10 + 4,8; last 7..11 + 10,11.
+    assert parse_params(with_value("student.depths", [6, 3])).patient_layers(12) == [2, 4, 6, 7, 8, 9, 10, 11]
 
 
 @pytest.mark.parametrize(

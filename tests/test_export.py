@@ -61,13 +61,13 @@ def test_best_student_breaks_ties_by_speed():
 def test_timing_adds_onnx_rows(tiny_bert, tiny_splits):
     from transformers import DataCollatorWithPadding
 
-    from pkd.teacher_cache import MODEL_INPUTS
+    from pkd.models import MODEL_INPUTS
     from pkd.timing import time_depths
 
     dev = tiny_splits["dev"].select(range(8))
     features = [{k: r[k] for k in MODEL_INPUTS if k in r} for r in dev]
     record = time_depths(str(tiny_bert), [2], features, DataCollatorWithPadding(load_tokenizer(str(tiny_bert))),
-                         2, warmup=0, repeats=1, device="cpu", onnx=True)
+                         2, warmup=0, repeats=1, pooling="mean", device="cpu", onnx=True)
     rows = {(r["runtime"], r["depth"]): r for r in record["models"]}
     assert set(rows) == {(rt, d) for rt in ("pytorch", "onnx_fp32", "onnx_int8") for d in (4, 2)}
     assert record["models"][0]["runtime"] == "pytorch" and record["models"][0]["model"] == "teacher"

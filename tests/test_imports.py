@@ -1,7 +1,7 @@
 """Imports point down: the method loads without the pipeline's params schema.
 
 A user who wants only the loss, the layer maps, the pooling, the Trainer subclass,
-the teacher cache or the precision policy imports none of pydantic, params.yaml's
+the teacher cache (its build and its format) or the precision policy imports none of pydantic, params.yaml's
 schema (pkd.config) or the data registry it validates against.
 """
 import subprocess
@@ -10,7 +10,8 @@ import sys
 import pytest
 from conftest import ROOT
 
-METHOD_MODULES = ["pkd.losses", "pkd.layers", "pkd.pooling", "pkd.distill", "pkd.teacher_cache", "pkd.precision"]
+METHOD_MODULES = ["pkd.losses", "pkd.layers", "pkd.pooling", "pkd.distill", "pkd.teacher_cache", "pkd.cache_format",
+                  "pkd.precision"]
 PIPELINE_ONLY = ("pydantic", "pkd.config", "pkd.data")
 
 

@@ -11,10 +11,10 @@ from pkd.data import get_task
 from pkd.io import read_json
 from pkd.losses import patient_loss
 from pkd.models import load_classifier, build_teacher, load_tokenizer
-from pkd.teacher_cache import (
-    CacheFileWriter, StaleCacheError, TeacherCache, build_cache, dataset_fingerprint, load_cache, teacher_hash,
-    teacher_outputs, write_cache,
-)
+from pkd.cache_format import CacheFileWriter, TeacherCache, dataset_fingerprint, load_cache, teacher_hash
+from pkd.errors import StaleCacheError
+from pkd.teacher_cache import build_cache
+from pkd.testing import teacher_outputs, write_cache
 
 TASK = get_task("builtin_sentiment")
 
@@ -127,10 +127,11 @@ class RecordingBar:
 
 
 def test_cache_pass_and_fingerprint_show_progress(saved_teacher, tiny_splits, monkeypatch):
-    from pkd import teacher_cache
+    from pkd import cache_format, teacher_cache
 
     RecordingBar.bars = []
     monkeypatch.setattr(teacher_cache, "tqdm", RecordingBar)
+    monkeypatch.setattr(cache_format, "tqdm", RecordingBar)
     train = tiny_splits["train"]
     run_teacher(saved_teacher, train)
     before = dataset_fingerprint(train)

@@ -148,7 +148,8 @@ def student_depths(evals: pd.DataFrame) -> list[int]:
     return sorted({int(d) for d in evals.loc[evals["role"] != "teacher", "depth"]}, reverse=True)
 
 
-def teacher_layers(evals: pd.DataFrame) -> str:
+def teacher_depth_label(evals: pd.DataFrame) -> str:
+    """The teacher's depth for Table 1's Layers column ("12", or "6/12" for a mixed run)."""
     depths = sorted({int(d) for d in evals.loc[evals["role"] == "teacher", "depth"]})
     return "/".join(map(str, depths)) or MISSING
 
@@ -172,7 +173,7 @@ def _table(summ: pd.DataFrame, columns: Sequence[Column],
 
 
 def table1_main(m: Metrics, summ: pd.DataFrame, columns: Sequence[Column]) -> pd.DataFrame:
-    rows = [("Teacher", teacher_layers(m.evals), "teacher")]
+    rows = [("Teacher", teacher_depth_label(m.evals), "teacher")]
     for d in student_depths(m.evals):
         rows += [("FT", str(d), f"ft-{d}"), ("KD", str(d), f"kd-{d}"),
                  ("PKD", str(d), f"pkd_skip-{d}")]
