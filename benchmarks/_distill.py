@@ -1,7 +1,7 @@
 """The pipeline's distillation step, driven one batch at a time (not a benchmark itself).
 
 The benchmarks time what the distill stage runs, so nothing here re-implements it:
-the loss is `Params.loss_config`, the student is `pkd.models.build_student` with
+the loss is `pkd.students.loss_config`, the student is `pkd.models.build_student` with
 params.yaml's pooling, the cache is written by `build_teacher_cache` and opened by
 `load_cache`, and one step is DistillationTrainer's own: Trainer's optimizer
 (`create_optimizer`), `training_step` (forward, `compute_loss`, backward), gradient
@@ -21,12 +21,16 @@ import torch
 from _common import ROOT, Timer
 
 from pkd import strategies
-from pkd.config import POOLINGS, LossConfig, Params, load_params
+from pkd.cache_format import TeacherCache, load_cache
+from pkd.choices import POOLINGS
+from pkd.config import Params, load_params
 from pkd.data.tasks import TaskInfo
 from pkd.distill import DistillationTrainer
+from pkd.losses import LossConfig
 from pkd.models import MODEL_INPUTS, build_student, build_teacher, model_pooling
 from pkd.precision import autocast
-from pkd.teacher_cache import TeacherCache, build_teacher_cache, load_cache
+from pkd.students import loss_config
+from pkd.teacher_cache import build_teacher_cache
 from pkd.training import training_arguments, training_view
 
 DISTILLING = [name for name in strategies.names() if strategies.get_strategy(name).reads_teacher]
@@ -157,7 +161,7 @@ def distill_bench(
     """
     teacher = build_teacher(args.checkpoint, task, seed=args.seed, pooling=params.pooling).to(device).eval()
     student = build_student(args.checkpoint, depth, task, seed=args.seed, pooling=params.pooling).to(device)
-    loss = params.loss_config(args.strategy, task.name, depth, teacher.config.num_hidden_layers)
+    loss = loss_config(params, args.strategy, task.name, depth, teacher.config.num_hidden_layers)
     learning_rate = args.lr or params.student_learning_rate(args.strategy, task.name)
     warm = collator(training_rows(train.select(range(min(8, len(train))))))
     with torch.no_grad(), autocast(precision, device):

@@ -25,7 +25,7 @@ module with the teacher's interface over a dataset of one-token rows in the
 same random order, so its time is the library's own work (batching, pooling,
 writing, fingerprinting) without a teacher forward. The reader looks up
 `--lookups` random batches of 32 idx (0: one full shuffled epoch) with the
-layers of a 6-layer student of the paper's PKD (Params.loss_config).
+layers of a 6-layer student of the paper's PKD (pkd.students.loss_config).
 
 The old format does not fit this machine at full size (its build holds
 about three copies of a 14.5 GB array), so it runs at `--old-fraction` of the
@@ -136,7 +136,9 @@ def _params(args):
 
 def _student_layers(args) -> list[int]:
     """The teacher layers a student of the paper's PKD of the first of --depths reads, as the distill stage plans it."""
-    return _params(args).loss_config(strategies.PKD, TASK, int(args.depths.split(",")[0]), args.layers).patient_layers
+    from pkd.students import loss_config
+
+    return loss_config(_params(args), strategies.PKD, TASK, int(args.depths.split(",")[0]), args.layers).patient_layers
 
 
 def _synthetic_teacher(args):
@@ -267,7 +269,7 @@ def read_old(args, n: int, path: Path) -> dict:
     """The previous reader: load_file of the whole split, rows gathered in memory."""
     from safetensors.torch import load_file
 
-    from pkd.teacher_cache import TeacherCache
+    from pkd.cache_format import TeacherCache
 
     base = rss_now_mb()
     t0 = time.perf_counter()
@@ -280,7 +282,7 @@ def read_old(args, n: int, path: Path) -> dict:
 
 def read_new(args, n: int, path: Path) -> dict:
     """The distill stage's reader: load_cache, then TeacherCache.rows per batch."""
-    from pkd.teacher_cache import load_cache
+    from pkd.cache_format import load_cache
 
     rows = _synthetic_rows(n, args)
     base = rss_now_mb()

@@ -4,7 +4,7 @@ Both sides train the same student (same initial weights, same seed) on the same
 fixed list of padded batches of real SST-2 training sentences, with the loss
 that the distill stage uses for --strategy (default the paper's PKD): its alpha, beta,
 T, layer map, KD reduction and normalisation from params.yaml
-(`Params.loss_config`), and the sentence state that params.yaml's pooling gives
+(`pkd.students.loss_config`), and the sentence state that params.yaml's pooling gives
 the student (`--pooling` to override). One step = forward + loss + backward +
 gradient clipping + AdamW step, as Trainer runs it:
 

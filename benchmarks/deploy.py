@@ -8,7 +8,7 @@
                rate, warm-up, weight decay) for --epochs through
                pkd.training.train_model. Quantisation is what is measured here, not
                distillation: FT keeps the run short and needs no teacher;
-  3. export  : pkd.export.export_and_score: ONNX fp32 (checked against PyTorch on
+  3. export  : pkd.deploy.export.export_and_score: ONNX fp32 (checked against PyTorch on
                all of dev) and int8 (ONNX Runtime dynamic quantisation), each scored on dev;
   4. timing  : batch 1 over the first --timing-samples dev sentences at their own
                lengths: the 6-layer teacher in PyTorch fp32 (the checkpoint with a
@@ -45,7 +45,7 @@ from transformers import DataCollatorWithPadding
 
 from pkd.config import TrainParams, load_params
 from pkd.data import get_task
-from pkd.export import INT8_FILE, ONNX_FILE, OnnxClassifier, export_and_score, size_mb
+from pkd.deploy.export import INT8_FILE, ONNX_FILE, OnnxClassifier, export_and_score, size_mb
 from pkd.models import build_student, build_teacher, load_classifier, load_tokenizer
 from pkd.training import train_model
 

@@ -153,6 +153,7 @@ def throughput(args, device) -> dict:
     from pkd.config import load_params
     from pkd.data import get_task
     from pkd.models import build_student, build_teacher, load_tokenizer
+    from pkd.students import loss_config
 
     params = load_params(ROOT / "params.yaml")
     task = get_task("mnli")  # 3 labels
@@ -172,7 +173,7 @@ def throughput(args, device) -> dict:
         collator = DataCollatorWithPadding(load_tokenizer(checkpoint))
         batch = collator(training_rows(rows))
         teacher = build_teacher(checkpoint, task, seed=0, pooling=params.pooling).to(device).eval()
-        loss = params.loss_config(strategies.PKD, task.name, depth, teacher.config.num_hidden_layers)
+        loss = loss_config(params, strategies.PKD, task.name, depth, teacher.config.num_hidden_layers)
         cache, _ = train_split_cache(teacher, task, rows, collator, tmp, layers=loss.patient_layers,
                                      dtype=params.teacher.cache_dtype, batch_size=b, precision="fp32", device=device)
         del teacher

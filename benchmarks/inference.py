@@ -75,7 +75,8 @@ def main(argv=None) -> None:
 
     record = time_depths(resolve_checkpoint(args.checkpoint), args.depths, features,
                          DataCollatorWithPadding(tokenizer), task.num_labels,
-                         warmup=args.warmup, repeats=args.repeats, device=str(device))
+                         warmup=args.warmup, repeats=args.repeats, device=str(device),
+                         pooling="cls")  # BERT-base and the paper: [CLS] and the pooler
 
     for suffix, title in (("dev", "real SST-2 dev lengths"), ("len128", f"fixed length {FIXED_LENGTH}")):
         rows = []

@@ -15,7 +15,7 @@ Training set: a random subsample of SST-2 train (default 2000 examples, seed
 --seed) read from the GLUE TSV files through pkd.data.load_task(source="glue_dir").
 
 Step: the distill stage's own, for --strategy (default the paper's PKD, its loss from
-params.yaml via Params.loss_config, the student's pooling from params.yaml or
+params.yaml via pkd.students.loss_config, the student's pooling from params.yaml or
 --pooling): DistillationTrainer.training_step (forward, compute_loss reading
 the teacher's logits and layer states by example idx from a TeacherCache,
 backward), then Trainer's gradient clipping and AdamW step. The cache is

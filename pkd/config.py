@@ -7,7 +7,6 @@ values before any heavy work starts, with one line that names the key.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -16,56 +15,11 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationI
                       model_validator)
 
 from pkd import strategies as registry
+from pkd.choices import CACHE_DTYPES, KD_REDUCTIONS, POOLINGS, PRECISIONS
 from pkd.data.custom import CustomTaskSpec
 from pkd.data.sources import SOURCES, needed_sources, task_input
 from pkd.data.tasks import TASKS, get_task
 from pkd.errors import ConfigError
-
-
-# Allowed values, defined here only; the library modules import them.
-POOLINGS = ("cls", "mean")  # sentence state for the classifier and the patient loss (pkd/pooling.py)
-PRECISIONS = ("fp32", "bf16", "fp16")  # pkd/precision.py
-CACHE_DTYPES = ("float32", "float16", "bfloat16")  # teacher cache states on disk (pkd/teacher_cache.py)
-KD_REDUCTIONS = ("mean", "batchmean")  # pkd/losses.py: soft_label_loss
-
-
-@dataclass(frozen=True)
-class LossConfig:
-    """alpha: weight of the soft-label loss L_DS; beta: of the patient loss L_PT.
-    temperature: T of L_DS. teacher_layers: teacher layers (1-based) that student layers
-    1..M-1 learn from (needed when beta > 0). kd_reduction: "mean" (the authors') or
-    "batchmean". normalize_patience: L2-normalise the states before L_PT.
-
-    The default is plain fine-tuning on labels (the teacher, FT students)."""
-
-    alpha: float = 0.0
-    beta: float = 0.0
-    temperature: float = 1.0
-    teacher_layers: tuple[int, ...] | None = None
-    kd_reduction: str = "mean"
-    normalize_patience: bool = True
-
-    def __post_init__(self):
-        if not 0 <= self.alpha <= 1:
-            raise ConfigError(f"alpha: must be in [0, 1] (got {self.alpha})")
-        if self.beta < 0:
-            raise ConfigError(f"beta: must be >= 0 (got {self.beta})")
-        if self.temperature <= 0:
-            raise ConfigError(f"temperature: must be > 0 (got {self.temperature})")
-        if self.kd_reduction not in KD_REDUCTIONS:
-            raise ConfigError(f"kd_reduction: unknown '{self.kd_reduction}'; allowed: {', '.join(KD_REDUCTIONS)}")
-        if self.beta > 0 and not self.teacher_layers:
-            raise ConfigError("teacher_layers: beta > 0 needs the teacher layer map")
-
-    @property
-    def distills(self) -> bool:
-        """Whether the student learns from the teacher at all (reads its cache)."""
-        return self.alpha > 0 or self.beta > 0
-
-    @property
-    def patient_layers(self) -> list[int] | None:
-        """The teacher layers the patient loss reads; None when beta is 0."""
-        return list(self.teacher_layers) if self.beta > 0 else None
 
 
 class _Section(BaseModel):
@@ -398,34 +352,20 @@ class Params(_Section):
             )
         return self
 
-    def strategy(self, name: str) -> StrategyParams:
-        return self.strategies[name]
-
     def student_checkpoint(self) -> str:
         """The pre-trained checkpoint students are cut from (student.init: pretrained)."""
         return self.student.init_checkpoint or self.teacher.checkpoint
 
-    def loss_config(self, strategy: str, task: str, depth: int, teacher_depth: int) -> LossConfig:
-        """The loss a student of (strategy, task, depth) trains with: its terms, weights and layer map.
-
-        The one place that decides whether a student distils (LossConfig.distills): a
-        weight of 0 switches its term off, whatever the strategy."""
-        knobs, spec = self.strategies[strategy], registry.get_strategy(strategy)
-        layers = spec.teacher_layers(teacher_depth, depth) if knobs.beta > 0 else None
-        return LossConfig(
-            alpha=knobs.alpha,
-            beta=knobs.beta,
-            temperature=knobs.temperature,
-            teacher_layers=tuple(layers) if layers else None,
-            kd_reduction=self.student.kd_reduction,
-            normalize_patience=self.student.patience_normalized(task, depth),
-        )
-
     def patient_layers(self, teacher_depth: int) -> list[int]:
-        """Every teacher layer that some configured student's patient loss reads (the cache stores these)."""
+        """Every teacher layer that a patient strategy of student.strategies pairs at a depth of
+        student.depths: the layers the teacher cache stores.
+
+        Read from the strategies' layer maps only, whatever their weights: the cache stage's DVC
+        inputs are student.strategies and student.depths, so a beta sweep (the paper's main axis)
+        reuses one cache, and a beta raised from 0 finds its layers already stored."""
         return sorted({
             layer
-            for name in self.student.strategies if self.strategies[name].beta > 0
+            for name in self.student.strategies if registry.get_strategy(name).patient
             for depth in self.student.depths
             for layer in registry.get_strategy(name).teacher_layers(teacher_depth, depth)
         })

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     from pkd.stage import run_stage  # after argument parsing: --help stays fast
 
     if args.command == "predict":
-        from pkd.predict import predict_file
+        from pkd.deploy.predict import predict_file
 
         def run() -> None:
             n = predict_file(args.model, args.input, args.output, args.task, args.batch_size)

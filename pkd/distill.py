@@ -11,13 +11,12 @@ from typing import TYPE_CHECKING
 import torch
 from transformers import Trainer
 
-from pkd.config import LossConfig
-from pkd.losses import pkd_loss
+from pkd.losses import LossConfig, pkd_loss
 from pkd.models import model_pooling
 from pkd.pooling import layer_states
 
 if TYPE_CHECKING:  # an annotation only: the teacher stage, which uses this trainer, never reads a cache
-    from pkd.teacher_cache import TeacherCache
+    from pkd.cache_format import TeacherCache
 
 # Columns the collator passes along that the model's forward does not take.
 NON_MODEL_COLUMNS = ("idx", "length")
@@ -26,7 +25,7 @@ NON_MODEL_COLUMNS = ("idx", "length")
 class DistillationTrainer(Trainer):
     """Trains with L = (1 - alpha) CE + alpha L_DS + beta L_PT (pkd.losses.pkd_loss).
 
-    `loss` (pkd.config.LossConfig, from Params.loss_config) holds the weights and
+    `loss` (pkd.losses.LossConfig, from pkd.students.loss_config) holds the weights and
     the layer map. With the default LossConfig() it is plain fine-tuning (the
     teacher itself and FT students), and needs no cache. Evaluation always scores
     the gold-label loss.
@@ -45,10 +44,10 @@ class DistillationTrainer(Trainer):
             raise ValueError("alpha > 0 or beta > 0 needs a teacher cache")
         self.loss_config = loss
         self.cache = cache if loss.distills else None
-        self.teacher_layers = loss.patient_layers
+        self.patient_layers = loss.patient_layers
         if self.cache is not None:  # refused here, before any step, not at the first batch
             self.cache.require_pooling(model_pooling(self.model))
-            self.cache.require_layers(self.teacher_layers)
+            self.cache.require_layers(self.patient_layers)
         self.is_regression = is_regression
         # Loss terms summed on the model's device: read once per log, never per step
         # (a float() per step would wait for the GPU every step).
@@ -61,11 +60,11 @@ class DistillationTrainer(Trainer):
             inputs.pop(column, None)
         labels = inputs.pop("labels")
         distilling = model.training and self.cache is not None
-        need_hidden = distilling and self.teacher_layers is not None
+        need_hidden = distilling and self.patient_layers is not None
         outputs = model(**inputs, output_hidden_states=need_hidden)
         logits_t = states_t = states_s = None
         if distilling:
-            logits_t, states_t = self.cache.rows(idx, self.teacher_layers)
+            logits_t, states_t = self.cache.rows(idx, self.patient_layers)
             logits_t = logits_t.to(outputs.logits.device)
             if need_hidden:
                 states_t = states_t.to(outputs.logits.device)

@@ -72,11 +72,11 @@ def evaluate_splits(
         if is_labelled(split):
             labels = np.asarray(split["label"])
             results[name] = {**glue_metrics(task.metric_names, preds, labels), "n": len(split)}
-            write_predictions(out_dir / f"{name}.tsv", split["idx"], preds, labels)
+            write_labelled_predictions(out_dir / f"{name}.tsv", split["idx"], preds, labels)
         else:
-            write_submission(out_dir / f"{submission_name(task, name)}.tsv", split["idx"], preds, task)
+            write_submission(out_dir / f"{task.submission_name(name)}.tsv", split["idx"], preds, task)
     if WNLI_SPLIT in task.leaderboard_extras:
-        write_wnli(out_dir / f"{submission_name(task, WNLI_SPLIT)}.tsv", splits.get(WNLI_SPLIT))
+        write_wnli(out_dir / f"{task.submission_name(WNLI_SPLIT)}.tsv", splits.get(WNLI_SPLIT))
     return results
 
 
@@ -92,12 +92,8 @@ def write_wnli(path: Path, wnli: Dataset | None) -> None:
         writer.writerows(rows)
 
 
-def submission_name(task: TaskInfo, split: str) -> str:
-    """GLUE leaderboard file names (no ".tsv"): SST-2, MNLI-m, MNLI-mm, AX, ... (TaskInfo.submission_files)."""
-    return task.submission_name(split)
-
-
-def write_predictions(path: Path, idx, preds, labels) -> None:
+def write_labelled_predictions(path: Path, idx, preds, labels) -> None:
+    """A labelled split's predictions beside the gold labels: idx, prediction, label."""
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
         writer.writerow(["idx", "prediction", "label"])

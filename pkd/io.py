@@ -1,11 +1,13 @@
-"""Atomic writes: a killed stage never leaves a half-written output behind.
+"""Files on disk: atomic writes, and content hashes.
 
-Files and directories are written under a temporary sibling name and renamed
-into place; rename is atomic on POSIX within one filesystem.
+Atomic writes: a killed stage never leaves a half-written output behind. Files
+and directories are written under a temporary sibling name and renamed into
+place; rename is atomic on POSIX within one filesystem.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -54,3 +56,16 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def feed_file(digest, path: str | Path) -> None:
+    """Stream a file's bytes into a hashlib digest, 1 MiB at a time (model weights are never read whole)."""
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    feed_file(digest, path)
+    return digest.hexdigest()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pkd.errors import ConfigError
 
 
-def layer_map(strategy: str, teacher_layers: int, student_layers: int) -> list[int]:
+def layer_map(strategy: str, teacher_depth: int, student_depth: int) -> list[int]:
     """Teacher layer numbers (1-based) that student layers 1..M-1 learn from.
 
     PKD-Skip: I(j) = floor(j * N / M). When M divides N this is the paper's
@@ -22,16 +22,16 @@ def layer_map(strategy: str, teacher_layers: int, student_layers: int) -> list[i
     """
     if strategy not in LAYER_MAPS:
         raise ConfigError(f"unknown layer map '{strategy}'; allowed: {', '.join(LAYER_MAPS)}")
-    check_student_depth(teacher_layers, student_layers)
-    return LAYER_MAPS[strategy](teacher_layers, student_layers)
+    check_student_depth(teacher_depth, student_depth)
+    return LAYER_MAPS[strategy](teacher_depth, student_depth)
 
 
-def check_student_depth(teacher_layers: int, student_layers: int) -> None:
+def check_student_depth(teacher_depth: int, student_depth: int) -> None:
     """A patient loss needs a student of 2..N-1 layers (it pairs layers 1..M-1 below the top)."""
-    if student_layers < 2:
-        raise ConfigError(f"a PKD student needs at least 2 layers (got {student_layers})")
-    if student_layers >= teacher_layers:
-        raise ConfigError(f"student depth {student_layers} must be smaller than the teacher depth {teacher_layers}")
+    if student_depth < 2:
+        raise ConfigError(f"a PKD student needs at least 2 layers (got {student_depth})")
+    if student_depth >= teacher_depth:
+        raise ConfigError(f"student depth {student_depth} must be smaller than the teacher depth {teacher_depth}")
 
 
 def skip_layers(n: int, m: int) -> list[int]:
@@ -47,11 +47,3 @@ def last_layers(n: int, m: int) -> list[int]:
 # Layer maps by name: a strategy in pkd.strategies names one (or none).
 LAYER_MAPS = {"skip": skip_layers, "last": last_layers}
 
-
-def layer_union(strategies: list[str], teacher_layers: int, student_layers: list[int]) -> list[int]:
-    """Every teacher layer that a student of some depth in `student_layers` reads under `strategies`.
-
-    The teacher cache stores these (PKD-Skip and PKD-Last, depths 6 and 3 of a
-    12-layer teacher: 2, 4, 6, 7, 8, 9, 10, 11). Sorted, without repeats.
-    """
-    return sorted({i for s in strategies for m in student_layers for i in layer_map(s, teacher_layers, m)})

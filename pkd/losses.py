@@ -7,11 +7,53 @@ gradient reaches the student only.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
-from pkd.config import KD_REDUCTIONS, LossConfig
+from pkd.choices import KD_REDUCTIONS
 from pkd.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """alpha: weight of the soft-label loss L_DS; beta: of the patient loss L_PT.
+    temperature: T of L_DS. matched_layers: the teacher layers (1-based) that student layers
+    1..M-1 learn from, the strategy's layer map (needed when beta > 0). kd_reduction: "mean" (the authors') or
+    "batchmean". normalize_patience: L2-normalise the states before L_PT.
+
+    The default is plain fine-tuning on labels (the teacher, FT students). The pipeline
+    makes one from params.yaml with pkd.students.loss_config."""
+
+    alpha: float = 0.0
+    beta: float = 0.0
+    temperature: float = 1.0
+    matched_layers: tuple[int, ...] | None = None
+    kd_reduction: str = "mean"
+    normalize_patience: bool = True
+
+    def __post_init__(self):
+        if not 0 <= self.alpha <= 1:
+            raise ConfigError(f"alpha: must be in [0, 1] (got {self.alpha})")
+        if self.beta < 0:
+            raise ConfigError(f"beta: must be >= 0 (got {self.beta})")
+        if self.temperature <= 0:
+            raise ConfigError(f"temperature: must be > 0 (got {self.temperature})")
+        if self.kd_reduction not in KD_REDUCTIONS:
+            raise ConfigError(f"kd_reduction: unknown '{self.kd_reduction}'; allowed: {', '.join(KD_REDUCTIONS)}")
+        if self.beta > 0 and not self.matched_layers:
+            raise ConfigError("matched_layers: beta > 0 needs the teacher layer map")
+
+    @property
+    def distills(self) -> bool:
+        """Whether the student learns from the teacher at all (reads its cache)."""
+        return self.alpha > 0 or self.beta > 0
+
+    @property
+    def patient_layers(self) -> list[int] | None:
+        """The teacher layers the patient loss reads; None when beta is 0."""
+        return list(self.matched_layers) if self.beta > 0 else None
 
 
 def label_loss(logits_s: torch.Tensor, labels: torch.Tensor, is_regression: bool = False) -> torch.Tensor:
@@ -79,7 +121,7 @@ def pkd_loss(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """L = (1 - alpha) L_CE + alpha L_DS + beta L_PT; returns (loss, {"ce","ds","pt"}).
 
-    `config` holds the weights and settings (pkd.config.LossConfig); FT is
+    `config` holds the weights and settings (LossConfig); FT is
     alpha = beta = 0, KD is beta = 0. A term whose weight is 0 is not computed
     (and its inputs may be None), so FT needs no teacher at all. states_s/_t are
     the matched layers' sentence states [B, L, H]. Every term is computed in at

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from transformers import (
     AutoConfig,
@@ -23,12 +24,14 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from pkd import strategies as registry
-from pkd.config import ConfigError, check_depths
-from pkd.data.tasks import TaskInfo
+from pkd.errors import ConfigError
 from pkd.families import MODEL_INPUTS, get_family, require_family  # noqa: F401  (MODEL_INPUTS re-exported)
 from pkd.pooling import mean_pooled_class, mean_pooled_config
 from pkd.split_checkpoint import PREFIX as SPLIT_PREFIX
 from pkd.split_checkpoint import resolve as resolve_split_checkpoint
+
+if TYPE_CHECKING:  # models are built from any task record; the data registry is the pipeline's
+    from pkd.data.tasks import TaskInfo
 
 PACKAGE_PREFIX = "package:"
 
@@ -95,6 +98,9 @@ def tokenizer_difference(checkpoint_a: str, checkpoint_b: str, key_b: str) -> st
 def check_checkpoints(params) -> None:
     """The params rules that need checkpoint configs: student depths against the teacher's,
     and the student init checkpoint (pkd.stage.load_checked_params runs this before any work)."""
+    # The params schema: loaded by the stages that check params, not by the model code.
+    from pkd.config import check_depths
+
     check_depths(params, checkpoint_depth(params.teacher.checkpoint))
     check_student_init(params)
 
@@ -122,7 +128,7 @@ def check_student_init(params) -> None:
     hidden_t, hidden_s = checkpoint_config(teacher).hidden_size, config.hidden_size
     if hidden_t != hidden_s:
         for name in params.student.strategies:
-            if registry.get_strategy(name).patient and params.strategy(name).beta > 0:
+            if registry.get_strategy(name).patient and params.strategies[name].beta > 0:
                 raise ConfigError(
                     f"student.strategies: '{name}' matches hidden states, but teacher.checkpoint "
                     f"'{teacher}' has hidden size {hidden_t} and {key} '{init}' has {hidden_s}; "
@@ -240,6 +246,17 @@ def load_classifier(path: str | Path) -> PreTrainedModel:
 
 def model_pooling(model: PreTrainedModel) -> str:
     return getattr(model.config, "pkd_pooling", "cls")
+
+
+def untrained_classifier(checkpoint: str, *, depth: int, num_labels: int, pooling: str) -> PreTrainedModel:
+    """A classifier of the checkpoint's architecture cut to `depth` layers, with random weights and
+    `pooling` as trained models have it (mean: no BERT pooler). For timing: speed does not depend
+    on the weights' values."""
+    config = AutoConfig.from_pretrained(checkpoint, num_labels=num_labels, num_hidden_layers=depth)
+    config.pkd_pooling = pooling
+    if pooling == "mean":
+        return MeanPooledBertForSequenceClassification(MeanBertConfig.from_bert(config))
+    return AutoModelForSequenceClassification.from_config(config)
 
 
 def build_teacher(checkpoint: str, task: TaskInfo, seed: int | None = None, pooling: str | None = None) -> PreTrainedModel:

@@ -34,7 +34,7 @@ from transformers import (
 )
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from pkd.config import POOLINGS
+from pkd.choices import POOLINGS
 from pkd.errors import ConfigError
 from pkd.families import (
     FAMILIES,

@@ -20,7 +20,7 @@ import sys
 
 import torch
 
-from pkd.config import PRECISIONS
+from pkd.choices import PRECISIONS
 from pkd.errors import ConfigError
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}

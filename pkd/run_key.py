@@ -9,6 +9,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from pkd.io import feed_file
+
 
 def config_hash(*parts) -> str:
     """Short hash of what defines a training run, so a resume never mixes runs.
@@ -34,7 +36,5 @@ def tree_sha256(path: Path) -> str:
         raise FileNotFoundError(f"{path}: not found or empty")
     for file in files:
         digest.update(file.relative_to(path).as_posix().encode() + b"\0" if file != path else b"")
-        with file.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
+        feed_file(digest, file)
     return digest.hexdigest()

@@ -3,7 +3,10 @@
 An entry says everything the pipeline needs to know about a strategy: its params
 key and report label, its plot style, which loss terms it trains with and which
 teacher layers its patient loss pairs. Config validation, the stages, the report,
-the sweep table and the benchmarks read this registry; none spells the list again.
+the sweep table and the benchmarks read this registry, and dvc.yaml names no
+strategy. The names of the paper's four appear elsewhere only where the paper is
+reproduced as laid out: the report's paper tables and comparisons (pkd/report)
+and the larger-teacher study's PKD rows (pkd/study.py).
 
 Adding a strategy is one `register(Strategy(...))` (README, "Add your own strategy");
 the report then adds it to Table 1, the paired differences, its figures and the

@@ -12,12 +12,15 @@ from pathlib import Path
 
 from datasets import DatasetDict
 
-from pkd.config import ConfigError, LossConfig, Params
+from pkd import strategies as registry
+from pkd.cache_format import MANIFEST, TeacherCache, load_cache
+from pkd.config import Params
 from pkd.data.tasks import TaskInfo
+from pkd.errors import ConfigError
+from pkd.losses import LossConfig
 from pkd.models import build_student, checkpoint_depth, load_tokenizer
 from pkd.precision import resolve_precision
 from pkd.run_key import config_hash
-from pkd.teacher_cache import MANIFEST, TeacherCache, load_cache
 from pkd.training import random_subset, train_model
 
 
@@ -38,6 +41,23 @@ class StudentPlan:
         return {"task": self.task.name, "strategy": self.strategy, "depth": self.depth, "seed": self.seed}
 
 
+def loss_config(params: Params, strategy: str, task: str, depth: int, teacher_depth: int) -> LossConfig:
+    """The loss a student of (strategy, task, depth) trains with: its terms, weights and layer map.
+
+    The one place that decides whether a student distils (LossConfig.distills): a
+    weight of 0 switches its term off, whatever the strategy."""
+    knobs, spec = params.strategies[strategy], registry.get_strategy(strategy)
+    layers = spec.teacher_layers(teacher_depth, depth) if knobs.beta > 0 else None
+    return LossConfig(
+        alpha=knobs.alpha,
+        beta=knobs.beta,
+        temperature=knobs.temperature,
+        matched_layers=tuple(layers) if layers else None,
+        kd_reduction=params.student.kd_reduction,
+        normalize_patience=params.student.patience_normalized(task, depth),
+    )
+
+
 def plan_student(
     params: Params, task: TaskInfo, strategy: str, depth: int, seed: int, *,
     splits: DatasetDict, prepared_dir: Path, teacher_dir: Path, cache_dir: Path,
@@ -46,7 +66,7 @@ def plan_student(
     if strategy not in params.student.strategies:
         raise ConfigError(f"student.strategies: '{strategy}' is not listed; allowed: {params.student.strategies}")
     student = params.student.for_task(task.name)
-    loss = params.loss_config(strategy, task.name, depth, checkpoint_depth(params.teacher.checkpoint))
+    loss = loss_config(params, strategy, task.name, depth, checkpoint_depth(params.teacher.checkpoint))
     cache = None
     if loss.distills:
         cache = load_cache(cache_dir, "train", dataset=splits["train"], teacher_dir=teacher_dir, pooling=params.pooling)
@@ -54,8 +74,8 @@ def plan_student(
     precision = resolve_precision(params.precision)
     settings = {
         "student": student.model_dump(exclude={"seeds"}),  # student.seeds lists the matrix; this run is one seed
-        "strategy": params.strategy(strategy).model_dump(),
-        "teacher_layers": loss.patient_layers,
+        "strategy": params.strategies[strategy].model_dump(),
+        "matched_layers": loss.patient_layers,
         "seed": seed,
         "pooling": params.pooling,
         "normalize_patience": loss.normalize_patience,

@@ -2,8 +2,8 @@
 
 With export on, the register stage runs once per task even when
 export.register_best is off; reading two booleans with plain YAML keeps such a
-skipped stage at a Python start-up (pkd.config imports datasets). Registering
-runs validate everything.
+skipped stage at a Python start-up (pkd.config would load pydantic and the task
+and strategy registries, and validate the whole file). Registering runs validate everything.
 """
 from __future__ import annotations
 

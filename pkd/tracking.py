@@ -153,7 +153,7 @@ class StageRun:
 
     def log_model(self, export_dir: str | os.PathLike, input_example: Any,
                   name: str = "model") -> str | None:
-        """Log an export directory as a text-in, labels-out pyfunc model (pkd.serving).
+        """Log an export directory as a text-in, labels-out pyfunc model (pkd.deploy.serving).
 
         The signature is inferred from `input_example` (a DataFrame with text_a[, text_b])
         and the model's own output on it. Returns the model URI, None when not tracking.
@@ -214,7 +214,7 @@ def _log_text_model(uri: str, run_id: str, export_dir: Path, example: Any, name:
     import mlflow
     from mlflow.models import infer_signature
 
-    from pkd.serving import ARTIFACT, TextClassifierModel
+    from pkd.deploy.serving import ARTIFACT, TextClassifierModel
 
     local = TextClassifierModel()  # its output on the example gives the signature
     local.load_context(types.SimpleNamespace(artifacts={ARTIFACT: str(export_dir)}, model_config={}))
@@ -230,6 +230,11 @@ def _log_text_model(uri: str, run_id: str, export_dir: Path, example: Any, name:
     return info.model_uri
 
 
+# MLflow 3's UI opens an experiment without this tag on its GenAI (traces) page; these are
+# model-training runs, for its runs table.
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+
+
 def _experiment_id(client: Any, uri: str) -> str:
     from mlflow.exceptions import MlflowException
 
@@ -240,7 +245,7 @@ def _experiment_id(client: Any, uri: str) -> str:
     remote = uri.startswith(("http://", "https://", "databricks"))
     location = None if remote else (_store_root() / "mlartifacts").as_uri()
     try:
-        return client.create_experiment(name, artifact_location=location)
+        return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
     except MlflowException:  # another stage created it meanwhile
         if (exp := client.get_experiment_by_name(name)) is None:
             raise

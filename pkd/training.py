@@ -15,11 +15,12 @@ from datasets import Dataset
 from transformers import DataCollatorWithPadding, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from pkd.config import LossConfig, TrainParams
+from pkd.config import TrainParams
 from pkd.data.tasks import TaskInfo
 from pkd.distill import DistillationTrainer
 from pkd.families import MODEL_INPUTS, model_inputs
 from pkd.io import atomic_dir, write_json
+from pkd.losses import LossConfig
 from pkd.metrics import glue_metrics, logits_to_predictions
 from pkd.precision import trainer_flags
 
@@ -39,11 +40,6 @@ def random_subset(dataset: Dataset, size: int | None, seed: int) -> Dataset:
     if size is None or len(dataset) <= size:
         return dataset
     return dataset.shuffle(seed=seed).select(range(size))
-
-
-def train_eval_subset(train: Dataset, size: int, seed: int) -> Dataset:
-    """A fixed random subset of train, scored each epoch for train accuracy."""
-    return random_subset(train, size, seed)
 
 
 def training_arguments(
@@ -184,14 +180,15 @@ def train_model(
 ) -> list[dict]:
     """Train, resuming from `checkpoint_dir` if a previous run was killed; save atomically.
 
-    `loss` and `cache` (a pkd.teacher_cache.TeacherCache, needed when loss.distills)
+    `loss` and `cache` (a pkd.cache_format.TeacherCache, needed when loss.distills)
     go to DistillationTrainer; the default is fine-tuning on labels. Returns the
     per-epoch history also written to `history_out`. `tracker` (a pkd.tracking
     StageRun) receives each epoch's metrics at that epoch's end.
     """
     inputs = model_inputs(model)
     train = training_view(train, inputs)
-    eval_sets = {"dev": training_view(dev, inputs), "train": train_eval_subset(train, params.train_eval_samples, seed)}
+    # A fixed random subset of train, scored each epoch for train accuracy.
+    eval_sets = {"dev": training_view(dev, inputs), "train": random_subset(train, params.train_eval_samples, seed)}
 
     def compute_metrics(prediction):
         preds = logits_to_predictions(prediction.predictions, task.is_regression)
@@ -234,7 +231,7 @@ def score_model(model, tokenizer, *, task: TaskInfo, train: Dataset, dev: Datase
 
     collator = DataCollatorWithPadding(tokenizer)
     log = {"epoch": 0}
-    for name, split in (("dev", dev), ("train", train_eval_subset(train, train_eval_samples, seed))):
+    for name, split in (("dev", dev), ("train", random_subset(train, train_eval_samples, seed))):
         logits = predict_logits(model, split, collator, desc=f"score {task.name} {name}", precision=precision)
         preds = logits_to_predictions(logits, task.is_regression)
         log.update({f"eval_{name}_{k}": v for k, v in glue_metrics(task.metric_names, preds, split["label"]).items()})

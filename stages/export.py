@@ -8,17 +8,19 @@ import tempfile
 
 from pkd import paths
 from pkd.io import atomic_dir, write_json
+from pkd.stage import load_checked_params, run_stage, stage_args
+
+MATRIX = ("task", "strategy", "depth", "seed")
 
 
 def main() -> None:
     from datasets import load_from_disk
 
-    from pkd.stage import load_checked_params, stage_args
     from pkd.data import prepared_task
-    from pkd.export import ExportCheckError, deployable, export_and_score, input_example
+    from pkd.deploy.export import ExportCheckError, deployable, export_and_score, input_example
     from pkd.tracking import stage_run
 
-    args = stage_args("task", "strategy", "depth", "seed")
+    args = stage_args(*MATRIX)
     params = load_checked_params()
     name = paths.student_name(args.strategy, args.depth, args.seed)
     out, metrics = paths.onnx_model(args.task, args.strategy, args.depth, args.seed), paths.export_metrics(args.task, name)
@@ -43,6 +45,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from pkd.stage import run_stage
-
     run_stage(main)

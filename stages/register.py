@@ -3,19 +3,17 @@
 Best: highest dev main metric of the int8 ONNX model (what ships); ties go to
 the faster one (int8 batch-1 latency from timing.json, else fewer layers).
 """
-import argparse
 import tempfile
 
 from pkd import paths
 from pkd.io import read_json, write_json
+from pkd.stage import load_checked_params, run_stage, stage_args
 from pkd.switches import export_switches
 
 
 def skip_unless_enabled() -> bool:
     """When export or registration is off, record that without importing torch."""
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--task", required=True)
-    task = parser.parse_known_args()[0].task
+    task = stage_args("task").task
     switches = export_switches()
     if switches.get("enabled", False) and switches.get("register_best", True):
         return False
@@ -26,9 +24,8 @@ def skip_unless_enabled() -> bool:
 def main() -> None:
     from datasets import load_from_disk
 
-    from pkd.stage import load_checked_params, stage_args
     from pkd.data import prepared_task
-    from pkd.export import best_student, deployable, input_example, registered_name
+    from pkd.deploy.export import best_student, deployable, input_example, registered_name
     from pkd.tracking import stage_run
 
     args = stage_args("task")
@@ -67,6 +64,4 @@ def main() -> None:
 
 
 if __name__ == "__main__" and not skip_unless_enabled():
-    from pkd.stage import run_stage
-
     run_stage(main)

@@ -20,7 +20,7 @@ def main() -> None:
     precision = resolve_precision(params.precision, device)
     teacher_dir = paths.teacher_model(task.name)
     model = load_classifier(teacher_dir).to(device)
-    # Only the layers some configured PKD student reads (the union of the layer maps).
+    # The layers the configured patient strategies pair, whatever their beta (Params.patient_layers).
     layers = params.patient_layers(model.config.num_hidden_layers)
     tracked = {"cache_dtype": params.teacher.cache_dtype, "stored_layers": layers, "precision": precision}
     # Every rank runs its shard of the teacher pass; rank 0 writes (and alone tracks, see stage_run).

@@ -32,6 +32,7 @@ def main() -> None:
             task.num_labels,
             warmup=timing.warmup,
             repeats=timing.repeats,
+            pooling=params.pooling,
             student_checkpoint_dir=resolve_checkpoint(params.student_checkpoint(), "student.init_checkpoint"),
             onnx=params.export.enabled,
             precision=resolve_precision(params.precision),

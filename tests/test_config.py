@@ -47,6 +47,19 @@ def test_cache_dtype_and_precision_defaults_agree_with_params_yaml():
     assert params.precision == "fp32" == type(params).model_fields["precision"].default
 
 
+def test_cached_layers_follow_the_strategies_and_depths_not_the_weights():
+    """The cache stage's DVC inputs are student.depths and student.strategies: the stored
+    layers must not change with a strategy's beta, or a beta sweep would need a rebuild."""
+    layers = parse_params(DEFAULTS).patient_layers(teacher_depth=6)
+    assert layers == [2, 3, 4, 5]  # PKD-Skip and PKD-Last at depths 3 and 2 of 6 layers
+    for beta in (0.0, 500.0):
+        raw = with_value("strategies.pkd_skip.beta", beta)
+        assert parse_params(raw).patient_layers(teacher_depth=6) == layers, beta
+    assert parse_params(with_strategies(copy.deepcopy(DEFAULTS), ["ft", "kd"])).patient_layers(6) == []
+    # BERT-base, 6- and 3-layer students: skip 2,4,6,8,10 + 4,8; last 7..11 + 10,11.
+    assert parse_params(with_value("student.depths", [6, 3])).patient_layers(12) == [2, 4, 6, 7, 8, 9, 10, 11]
+
+
 @pytest.mark.parametrize(
     "key, value, expected",
     [
@@ -250,7 +263,7 @@ def test_distill_stage_depends_on_the_per_task_normalisation():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     assert "student.normalize_patience_overrides" in stages["distill"]["params"]
     assert "normalize_patience_overrides" in DEFAULTS["student"]
-    assert "patience_normalized(" in (ROOT / "pkd/config.py").read_text().split("def loss_config")[1]
+    assert "patience_normalized(" in (ROOT / "pkd/students.py").read_text().split("def loss_config")[1]
 def test_strategies_split_by_stage_follows_what_reads_the_teacher():
     student = parse_params(with_strategies(copy.deepcopy(DEFAULTS), ["kd", "ft"])).student
     assert (student.finetune_strategies, student.distill_strategies) == (["ft"], ["kd"])

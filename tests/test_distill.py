@@ -6,13 +6,15 @@ from transformers import DataCollatorWithPadding
 
 import pkd.distill as distill_module
 import pkd.training as training_module
-from pkd.config import LossConfig, TrainParams
+from pkd.config import TrainParams
 from pkd.distill import DistillationTrainer
 from pkd.data import get_task
 from pkd.io import read_json
 from pkd.layers import layer_map
+from pkd.losses import LossConfig
 from pkd.models import load_classifier, build_student, build_teacher, load_tokenizer
-from pkd.teacher_cache import dataset_fingerprint, load_cache, teacher_hash, teacher_outputs, write_cache
+from pkd.testing import teacher_outputs, write_cache
+from pkd.cache_format import dataset_fingerprint, load_cache, teacher_hash
 from pkd.training import train_model, training_arguments, training_view
 
 TASK = get_task("builtin_sentiment")
@@ -23,7 +25,7 @@ STRATEGIES = {
     "pkd_skip": dict(alpha=0.7, beta=100.0, temperature=10.0),
     "pkd_last": dict(alpha=0.7, beta=100.0, temperature=10.0),
 }
-PKD = LossConfig(alpha=0.7, beta=100.0, temperature=10.0, teacher_layers=(2,))
+PKD = LossConfig(alpha=0.7, beta=100.0, temperature=10.0, matched_layers=(2,))
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +79,7 @@ def test_each_strategy_trains_with_its_loss_terms(strategy, trained_teacher, tin
         build_student(str(tiny_bert), 2, TASK), load_tokenizer(str(tiny_bert)), task=TASK,
         train=tiny_splits["train"], dev=tiny_splits["dev"], params=PARAMS, learning_rate=1e-3, seed=0,
         checkpoint_dir=root / f"ckpt-{strategy}", model_out=root / strategy, history_out=root / f"{strategy}.json",
-        cache=cache, loss=LossConfig(**weights, teacher_layers=tuple(layers) if layers else None),
+        cache=cache, loss=LossConfig(**weights, matched_layers=tuple(layers) if layers else None),
     )
     assert len(history) == 2
     last = history[-1]
@@ -146,7 +148,7 @@ def test_patient_loss_reads_student_layers_1_to_m_minus_1(tiny_bert, tmp_path, p
         model=student.train(),
         args=TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True),
         cache=OwnLayersCache(),
-        loss=LossConfig(alpha=0.5, beta=1.0, temperature=2.0, teacher_layers=(2, 4), normalize_patience=False),
+        loss=LossConfig(alpha=0.5, beta=1.0, temperature=2.0, matched_layers=(2, 4), normalize_patience=False),
     )
     inputs = {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([1, 0]), "idx": torch.tensor([0, 1])}
     with torch.no_grad():
@@ -198,7 +200,7 @@ def test_loss_terms_accumulate_on_device_without_a_host_read_per_step(trained_te
     trainer = DistillationTrainer(
         model=model, args=training_arguments(PARAMS, output_dir=tmp_path, seed=0, learning_rate=1e-3),
         data_collator=collator, eval_dataset=training_view(tiny_splits["dev"]), cache=cache,
-        loss=LossConfig(alpha=0.7, beta=100.0, temperature=1.0, teacher_layers=(2,)),  # T = 1: a KL large enough for float32 to resolve
+        loss=LossConfig(alpha=0.7, beta=100.0, temperature=1.0, matched_layers=(2,)),  # T = 1: a KL large enough for float32 to resolve
     )
     train = training_view(tiny_splits["train"])
     batches = [collator([train[i] for i in range(start, start + 16)]) for start in range(0, len(train), 16)]

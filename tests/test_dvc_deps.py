@@ -175,6 +175,7 @@ def test_what_each_change_reaches_in_the_dag(tmp_path):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"]["tasks"] = [task]
     params["student"]["depths"] = [2]
+    default_beta = params["strategies"]["pkd_skip"]["beta"]
     env = make_repo(tmp_path, params)
     with Repo(str(tmp_path)) as repo:
         outs = [Path(out.fs_path) for stage in repo.index.stages for out in stage.outs]
@@ -185,8 +186,16 @@ def test_what_each_change_reaches_in_the_dag(tmp_path):
     run_cmd(["dvc", "commit", "-f", "-q"], tmp_path, env)
     assert changed_stages(tmp_path, env) == set()
 
+    def write(params):
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    params["strategies"]["pkd_skip"]["beta"] = 500.0  # the paper's sweep axis: its students, not the cache
+    write(params)
+    assert changed_stages(tmp_path, env) == {f"distill@{task}-pkd_skip-2-42"}
+    params["strategies"]["pkd_skip"]["beta"] = default_beta
+
     params["teacher"]["cache_dtype"] = "bfloat16"  # not the default
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    write(params)
     assert changed_stages(tmp_path, env) == {f"teacher_cache@{task}"}  # not the teacher
 
     (tmp_path / "cache/teacher" / task / "part").write_text("float16 rows")

@@ -76,12 +76,12 @@ def test_wnli_without_data_is_all_zero_for_the_146_test_rows(tiny_bert, tmp_path
     ],
 )
 def test_submission_files_follow_the_leaderboard_format(name, split, file, rows, tmp_path):
-    from pkd.evaluate import submission_name, write_submission
+    from pkd.evaluate import write_submission
 
     task = get_task(name)
     preds = (np.array([0.123456, 4.99999, -0.2], dtype=np.float32) if task.is_regression
              else np.array([0, 1, task.num_labels - 1]))
-    assert submission_name(task, split) == file
+    assert task.submission_name(split) == file
     path = tmp_path / f"{file}.tsv"
     write_submission(path, [0, 1, 2], preds, task)
     assert path.read_text() == "index\tprediction\n" + "".join(f"{i}\t{r}\n" for i, r in enumerate(rows))

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pkd import export as export_mod
 from pkd.data import get_task
-from pkd.export import INT8_FILE, ONNX_FILE, ExportCheckError, best_student, export_and_score
+from pkd.deploy import export as export_mod
+from pkd.deploy.export import INT8_FILE, ONNX_FILE, ExportCheckError, best_student, export_and_score
+from pkd.deploy.predict import Predictor
 from pkd.models import build_teacher, load_tokenizer
-from pkd.predict import Predictor
 
 TASK = get_task("builtin_sentiment")
 
@@ -67,7 +67,7 @@ def test_timing_adds_onnx_rows(tiny_bert, tiny_splits):
     dev = tiny_splits["dev"].select(range(8))
     features = [{k: r[k] for k in MODEL_INPUTS if k in r} for r in dev]
     record = time_depths(str(tiny_bert), [2], features, DataCollatorWithPadding(load_tokenizer(str(tiny_bert))),
-                         2, warmup=0, repeats=1, device="cpu", onnx=True)
+                         2, warmup=0, repeats=1, pooling="mean", device="cpu", onnx=True)
     rows = {(r["runtime"], r["depth"]): r for r in record["models"]}
     assert set(rows) == {(rt, d) for rt in ("pytorch", "onnx_fp32", "onnx_int8") for d in (4, 2)}
     assert record["models"][0]["runtime"] == "pytorch" and record["models"][0]["model"] == "teacher"
@@ -82,7 +82,7 @@ def register_and_load(exported, tiny_splits, monkeypatch, tmp_path):
     """Log + register through pkd.tracking as the stages do; load by registry name and predict."""
     import mlflow
 
-    from pkd.export import deployable, input_example, registered_name
+    from pkd.deploy.export import deployable, input_example, registered_name
     from pkd.tracking import stage_run
 
     out, _ = exported

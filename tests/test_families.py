@@ -9,7 +9,7 @@ from transformers import AutoModelForSequenceClassification, DataCollatorWithPad
 from pkd.config import ConfigError, LossConfig, TrainParams
 from pkd.data import get_task, load_task
 from pkd.evaluate import evaluate_splits
-from pkd.export import INT8_FILE, export_and_score, export_dir
+from pkd.deploy.export import INT8_FILE, export_and_score, export_dir
 from pkd.families import FAMILIES, model_inputs
 from pkd.layers import layer_map
 from pkd.models import (
@@ -20,7 +20,7 @@ from pkd.models import (
     load_tokenizer,
     model_pooling,
 )
-from pkd.predict import Predictor, predict_file
+from pkd.deploy.predict import Predictor, predict_file
 from pkd.prepare import tokenize
 from pkd.teacher_cache import build_teacher_cache, load_cache
 from pkd.testing import save_tiny

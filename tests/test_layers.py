@@ -1,6 +1,6 @@
 import pytest
 
-from pkd.layers import layer_map, layer_union
+from pkd.layers import layer_map
 
 
 @pytest.mark.parametrize(
@@ -53,10 +53,3 @@ def test_larger_teacher_study_maps_24_layers_to_6():
     # The offline proof's tiny "large" teacher (8 layers) and 2-layer student.
     assert layer_map("skip", 8, 2) == [4] and layer_map("last", 8, 2) == [7]
 
-
-def test_layer_union_is_what_the_cache_stores():
-    # BERT-base, 6- and 3-layer students: skip 2,4,6,8,10 + 4,8; last 7..11 + 10,11.
-    assert layer_union(["skip", "last"], 12, [6, 3]) == [2, 4, 6, 7, 8, 9, 10, 11]
-    assert layer_union(["skip"], 12, [3]) == [4, 8]
-    assert layer_union(["last"], 6, [3, 2]) == [4, 5]
-    assert layer_union([], 12, [6, 3]) == []

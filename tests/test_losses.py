@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from pkd.losses import label_loss, patient_loss, pkd_loss, soft_label_loss
-from pkd.config import LossConfig
+from pkd.losses import LossConfig, label_loss, patient_loss, pkd_loss, soft_label_loss
 
 rng = np.random.default_rng(0)
 B, C, L, H = 5, 3, 4, 8
@@ -81,7 +80,7 @@ def test_pkd_loss_combines_terms_with_alpha_and_beta():
     nt = CLS_T / np.linalg.norm(CLS_T, axis=-1, keepdims=True)
     pt = ((ns - nt) ** 2).mean()
     loss, parts = pkd_loss(
-        t(LOGITS_S), torch.tensor(LABELS), LossConfig(alpha=alpha, beta=beta, temperature=T, teacher_layers=(1,)),
+        t(LOGITS_S), torch.tensor(LABELS), LossConfig(alpha=alpha, beta=beta, temperature=T, matched_layers=(1,)),
         logits_t=t(LOGITS_T), states_s=t(CLS_S), states_t=t(CLS_T),
     )
     assert loss.item() == pytest.approx((1 - alpha) * ce + alpha * ds + beta * pt, rel=1e-10)
@@ -100,7 +99,7 @@ def test_missing_teacher_inputs_raise():
     with pytest.raises(ValueError, match="teacher's logits"):
         pkd_loss(t(LOGITS_S), torch.tensor(LABELS), LossConfig(alpha=0.5, temperature=5.0))
     with pytest.raises(ValueError, match="layer states"):
-        pkd_loss(t(LOGITS_S), torch.tensor(LABELS), LossConfig(alpha=0.5, beta=10.0, temperature=5.0, teacher_layers=(1,)),
+        pkd_loss(t(LOGITS_S), torch.tensor(LABELS), LossConfig(alpha=0.5, beta=10.0, temperature=5.0, matched_layers=(1,)),
                  logits_t=t(LOGITS_T))
 
 
@@ -108,7 +107,7 @@ def test_gradients_reach_the_student_only():
     logits_s, logits_t = t(LOGITS_S, grad=True), t(LOGITS_T, grad=True)
     cls_s, cls_t = t(CLS_S, grad=True), t(CLS_T, grad=True)
     loss, _ = pkd_loss(
-        logits_s, torch.tensor(LABELS), LossConfig(alpha=0.5, beta=10.0, temperature=5.0, teacher_layers=(1,)),
+        logits_s, torch.tensor(LABELS), LossConfig(alpha=0.5, beta=10.0, temperature=5.0, matched_layers=(1,)),
         logits_t=logits_t, states_s=cls_s, states_t=cls_t,
     )
     loss.backward()

@@ -12,6 +12,7 @@ import yaml
 
 from conftest import ROOT, make_repo, save_tiny_bert
 from conftest import run_cmd as run
+from pkd.io import read_json
 
 pytestmark = pytest.mark.slow
 TASK = "builtin_pair"
@@ -238,3 +239,36 @@ def test_bad_params_stop_repro_with_the_key_named(repo):
     proc = subprocess.run(["pkd", "repro", "-j", "2"], cwd=root, env=env, capture_output=True, text=True)
     assert proc.returncode == 2
     assert "strategies.pkd_skip.alpha" in proc.stderr and "failed" in proc.stderr
+
+
+# README, "Add your own strategy": the registry entry, as the README gives it.
+RECIPE_ENTRY = '''
+register(Strategy("pkd_first", "PKD-First", soft_labels=True,
+                  layers=lambda n, m: list(range(1, m))))   # student layer j <- teacher layer j
+'''
+
+
+def test_readme_strategy_recipe_runs_and_its_beta_sweep_reruns_only_its_students(tmp_path):
+    """The recipe through `dvc repro`: a strategy added to the registry and params.yaml trains and
+    reaches the report; changing its beta re-runs its students, never the teacher cache."""
+    params = tiny_params(save_tiny_bert(tmp_path / "tiny-bert"))
+    params["student"].update(strategies=["kd", "pkd_first"], finetune_strategies=[],
+                             distill_strategies=["kd", "pkd_first"])
+    params["strategies"] = {"kd": params["strategies"]["kd"],
+                            "pkd_first": {"alpha": 0.7, "beta": 100.0, "temperature": 10.0, "learning_rate": None}}
+    root = tmp_path / "repo"
+    root.mkdir()
+    env = make_repo(root, params)
+    with (root / "pkd/strategies.py").open("a") as fh:
+        fh.write(RECIPE_ENTRY)
+    env = {**env, "PYTHONPATH": str(root)}  # the stages import this copy of pkd, with the entry
+    log = run(["dvc", "repro"], root, env)
+    assert {f"distill@{TASK}-pkd_first-2-42", f"teacher_cache@{TASK}", "report"} <= ran_stages(log)
+    assert "PKD-First" in (root / "reports/report.md").read_text()
+    assert read_json(root / "cache/teacher" / TASK / "manifest.json")["stored_layers"] == [1]
+
+    params["strategies"]["pkd_first"]["beta"] = 500.0
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    log = run(["dvc", "repro"], root, env)
+    assert ran_stages(log) == {f"distill@{TASK}-pkd_first-2-42", f"export@{TASK}-pkd_first-2-42",
+                               f"evaluate@{TASK}", "report"}

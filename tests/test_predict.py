@@ -8,9 +8,9 @@ from conftest import ROOT
 
 from pkd.console import main
 from pkd.data import get_task
-from pkd.export import INT8_FILE, export_dir
+from pkd.deploy.export import INT8_FILE, export_dir
+from pkd.deploy.predict import Predictor, read_examples
 from pkd.models import build_teacher, load_tokenizer
-from pkd.predict import Predictor, read_examples
 
 SENTENCES = ["a wonderful, moving film", "not good at all", "it was fine",
              "the plot is dull but the acting is great and the music is a delight", "bad"]
@@ -28,7 +28,7 @@ def saved(tiny_bert, tmp_path_factory):
     """A mean-pooled single-sentence model, its ONNX export, and a [CLS] pair model."""
     root = tmp_path_factory.mktemp("predict")
     model = save_model(tiny_bert, root / "single", "builtin_sentiment", "mean")
-    export_dir(model, root / "single", root / "single-onnx")
+    export_dir(model, root / "single-onnx", model_dir=root / "single")
     save_model(tiny_bert, root / "pair", "builtin_pair", "cls")
     return root
 

@@ -9,7 +9,7 @@ from pkd.stage import run_stage
 
 
 def test_stale_cache_error_is_a_user_error(capsys):
-    from pkd.teacher_cache import StaleCacheError
+    from pkd.errors import StaleCacheError
 
     def main():
         raise StaleCacheError("cache/teacher/x: made from another teacher")
@@ -32,7 +32,7 @@ def test_report_stage_imports_no_model_or_cache_code():
     """A change to the model or cache code must not re-run the report, and vice versa (dvc.yaml deps)."""
     code = (
         "import runpy, sys; runpy.run_path('stages/report.py', run_name='not_main'); "
-        "print(sorted(m for m in sys.modules if m in ('pkd.models', 'pkd.teacher_cache', 'pkd.training', 'torch')))"
+        "print(sorted(m for m in sys.modules if m in ('pkd.models', 'pkd.cache_format', 'pkd.teacher_cache', 'pkd.training', 'torch')))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -12,7 +12,7 @@ from pkd.data import get_task
 from pkd.models import build_teacher, load_classifier, load_tokenizer
 from pkd.records import parse_student_name
 from pkd.report.tables import table1_main  # noqa: F401  (the report reads the registry: imported with it)
-from pkd.students import plan_student, train_student
+from pkd.students import loss_config, plan_student, train_student
 from pkd.teacher_cache import build_teacher_cache
 from pkd.training import train_model
 
@@ -63,8 +63,8 @@ def test_config_checks_a_strategy_against_its_loss_terms(tiny_bert, pkd_first):
     knobs = {"pkd_first": {"alpha": 0.5, "beta": 10.0, "temperature": 5.0}}
     params = params_with(tiny_bert, ["ft", "pkd_first"], **knobs)
     assert params.student.distill_strategies == ["pkd_first"]
-    loss = params.loss_config("pkd_first", TASK.name, 2, teacher_depth=4)
-    assert loss.teacher_layers == (1,) and loss.distills and loss.normalize_patience
+    loss = loss_config(params, "pkd_first", TASK.name, 2, teacher_depth=4)
+    assert loss.matched_layers == (1,) and loss.distills and loss.normalize_patience
     registry.register(registry.Strategy("pkd_first", "PKD-First", soft_labels=False, layers=first_layers))
     with pytest.raises(ConfigError, match="strategies.pkd_first.alpha: PKD-First has no soft-label loss"):
         params_with(tiny_bert, ["pkd_first"], **knobs)
@@ -87,7 +87,7 @@ def test_a_strategy_registered_here_trains_a_student_through_the_library(tiny_be
                         teacher_dir=teacher_dir, layers=layers, dtype="float32")
     plan = plan_student(params, TASK, "pkd_first", 2, 0, splits=tiny_splits, prepared_dir=prepared,
                         teacher_dir=teacher_dir, cache_dir=cache_dir)
-    assert plan.loss.teacher_layers == (1,) and plan.cache is not None
+    assert plan.loss.matched_layers == (1,) and plan.cache is not None
     history = train_student(plan, params, tiny_splits, teacher_dir=teacher_dir, checkpoint_dir=tmp_path / "ckpt-s",
                             model_out=tmp_path / "student", history_out=tmp_path / "student.json")
     assert len(history) == 1 and history[0]["loss_pt"] > 0 and history[0]["loss_ds"] > 0

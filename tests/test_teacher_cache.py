@@ -11,10 +11,10 @@ from pkd.data import get_task
 from pkd.io import read_json
 from pkd.losses import patient_loss
 from pkd.models import load_classifier, build_teacher, load_tokenizer
-from pkd.teacher_cache import (
-    CacheFileWriter, StaleCacheError, TeacherCache, build_cache, dataset_fingerprint, load_cache, teacher_hash,
-    teacher_outputs, write_cache,
-)
+from pkd.cache_format import CacheFileWriter, TeacherCache, dataset_fingerprint, load_cache, teacher_hash
+from pkd.errors import StaleCacheError
+from pkd.teacher_cache import build_cache
+from pkd.testing import teacher_outputs, write_cache
 
 TASK = get_task("builtin_sentiment")
 
@@ -127,10 +127,11 @@ class RecordingBar:
 
 
 def test_cache_pass_and_fingerprint_show_progress(saved_teacher, tiny_splits, monkeypatch):
-    from pkd import teacher_cache
+    from pkd import cache_format, teacher_cache
 
     RecordingBar.bars = []
     monkeypatch.setattr(teacher_cache, "tqdm", RecordingBar)
+    monkeypatch.setattr(cache_format, "tqdm", RecordingBar)
     train = tiny_splits["train"]
     run_teacher(saved_teacher, train)
     before = dataset_fingerprint(train)
@@ -214,13 +215,15 @@ def test_float16_states_give_the_float32_losses(saved_teacher, tiny_splits, tmp_
         assert abs(losses["float16", normalize] / losses["float32", normalize] - 1) < 1e-3
 
 
-def test_cache_stage_depends_on_the_params_that_choose_its_layers():
+def test_cache_stage_depends_on_the_params_that_choose_its_layers_and_names_no_strategy():
+    """A beta sweep (`-S strategies.pkd_skip.beta=500`) must not rebuild the cache, and a strategy
+    added to the registry must not need dvc.yaml edited: no strategy's params are cache inputs."""
     import yaml
 
     from conftest import ROOT
 
     stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["teacher_cache"]["do"]
-    for key in ("student.depths", "student.strategies", "strategies.pkd_skip.beta", "strategies.pkd_last.beta",
-                "teacher.cache_dtype", "precision"):
+    for key in ("student.depths", "student.strategies", "teacher.cache_dtype", "precision"):
         assert key in stage["params"], key
-    assert "pkd/layers.py" in stage["deps"]
+    assert [key for key in stage["params"] if str(key).startswith("strategies")] == []
+    assert "pkd/layers.py" in stage["deps"] and "pkd/strategies.py" in stage["deps"]

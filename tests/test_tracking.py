@@ -54,6 +54,8 @@ def log_two_stages(repo: Path) -> None:
 
 def check_two_stages(client: MlflowClient, experiment: str) -> None:
     exp = client.get_experiment_by_name(experiment)
+    # MLflow 3's UI opens an untagged experiment on its GenAI page; this kind opens the runs table.
+    assert exp.tags.get("mlflow.experimentKind") == "custom_model_development"
     runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
     parents = [r for r in runs.values() if r.data.tags.get("pkd.role") == "group"]
     assert len(parents) == 1 and len(runs) == 3, sorted(runs)

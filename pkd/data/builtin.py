@@ -394,9 +394,11 @@ def _generate_split(rng, info: TaskInfo, size: int, seen: set) -> list[dict]:
     return rows
 
 
-def generate_builtin(task: str | TaskInfo, seed: int = 0, train_size: int = 3000,
-                     dev_size: int = 1000) -> DatasetDict:
-    """Generate the train and dev splits of a built-in task (no test split)."""
+def generate_builtin(task: str | TaskInfo, seed: int, train_size: int, dev_size: int) -> DatasetDict:
+    """Generate the train and dev splits of a built-in task (no test split).
+
+    The sizes have no default here: params.yaml's data.builtin_train_size and
+    data.builtin_dev_size (pkd.config) hold the only ones."""
     info = get_task(task)
     if info.source_kind != "builtin":
         raise ValueError(f"task {info.name!r} is not built in; allowed: "

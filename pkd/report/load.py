@@ -85,7 +85,7 @@ def _history_rows(path: Path, source: str) -> list[dict[str, Any]]:
     return [{**base, **record} for record in data]
 
 
-# An export record's variant keys (pkd.export) -> the runtime names of timing.json, which
+# An export record's variant keys (pkd.deploy.export) -> the runtime names of timing.json, which
 # the report goes by (pkd.report.tables.RUNTIME_LABELS).
 EXPORT_VARIANTS = {"pytorch_fp32": "pytorch", "onnx_fp32": "onnx_fp32", "onnx_int8": "onnx_int8"}
 

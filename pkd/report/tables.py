@@ -150,7 +150,8 @@ def student_depths(evals: pd.DataFrame) -> list[int]:
     return sorted({int(d) for d in evals.loc[evals["role"] != "teacher", "depth"]}, reverse=True)
 
 
-def teacher_layers(evals: pd.DataFrame) -> str:
+def teacher_depth_label(evals: pd.DataFrame) -> str:
+    """The teacher's depth for Table 1's Layers column ("12", or "6/12" for a mixed run)."""
     depths = sorted({int(d) for d in evals.loc[evals["role"] == "teacher", "depth"]})
     return "/".join(map(str, depths)) or MISSING
 
@@ -192,7 +193,7 @@ def _strategy_rows(m: Metrics, strategies: Sequence[str]) -> list[tuple[str, str
 
 
 def table1_main(m: Metrics, summ: pd.DataFrame, columns: Sequence[Column]) -> pd.DataFrame:
-    rows = [("Teacher", teacher_layers(m.evals), "teacher"), *_strategy_rows(m, table1_strategies())]
+    rows = [("Teacher", teacher_depth_label(m.evals), "teacher"), *_strategy_rows(m, table1_strategies())]
     return _table(summ, columns, rows)
 
 

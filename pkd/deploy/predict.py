@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pkd.config import ConfigError
 from pkd.data import DataFormatError, get_task
 from pkd.data.custom import task_info_from_dict
-from pkd.export import ONNX_FILE, OnnxClassifier
+from pkd.deploy.export import ONNX_FILE, OnnxClassifier
+from pkd.errors import ConfigError
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -160,7 +160,8 @@ def _read_lines(path: str) -> tuple[list[str], str]:
         raise DataFormatError(path, line, f"not UTF-8 text ({err.reason})") from None
 
 
-def write_predictions(out, predictor: Predictor, labels, probs) -> None:
+def write_label_probabilities(out, predictor: Predictor, labels, probs) -> None:
+    """`pkd predict`'s TSV: each example's label and class probabilities (regression: its score)."""
     writer = csv.writer(out, delimiter="\t", lineterminator="\n")
     if probs is None:
         writer.writerow(["score"])
@@ -178,9 +179,9 @@ def predict_file(model: str, input: str, output: str, task: str | None = None, b
     texts_a, texts_b = read_examples(lines, source, predictor.task.has_pair, predictor.task.name)
     labels, probs = predictor.predict(texts_a, texts_b, batch_size)
     if output == "-":
-        write_predictions(sys.stdout, predictor, labels, probs)
+        write_label_probabilities(sys.stdout, predictor, labels, probs)
     else:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         with open(output, "w", newline="", encoding="utf-8") as fh:
-            write_predictions(fh, predictor, labels, probs)
+            write_label_probabilities(fh, predictor, labels, probs)
     return len(texts_a)

@@ -14,8 +14,10 @@ dynamic batch and sequence axes; the inputs are those the model takes
 from __future__ import annotations
 
 import shutil
+import time
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -80,13 +82,24 @@ def copy_metadata(model_dir: str | Path, out_dir: str | Path) -> None:
             shutil.copy2(Path(model_dir) / name, Path(out_dir) / name)
 
 
-def export_dir(model, model_dir: str | Path, out_dir: str | Path) -> dict[str, Path]:
-    """A self-contained export directory for the model saved in `model_dir`; returns the ONNX paths."""
+class OnnxExport(NamedTuple):
+    fp32: Path  # model.onnx
+    int8: Path  # model_int8.onnx
+    seconds: dict[str, float]  # {"export": ..., "quantize": ...}
+
+
+def export_dir(model, out_dir: str | Path, *, model_dir: str | Path | None = None) -> OnnxExport:
+    """`model` as ONNX in `out_dir`, and its int8 variant. With `model_dir` (where the model
+    is saved) the directory is self-contained: config.json and the tokenizer files join them."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    copy_metadata(model_dir, out_dir)
+    if model_dir is not None:
+        copy_metadata(model_dir, out_dir)
+    start = time.perf_counter()
     fp32 = export_onnx(model, out_dir / ONNX_FILE)
-    return {"fp32": fp32, "int8": quantize_int8(fp32, out_dir / INT8_FILE)}
+    exported = time.perf_counter()
+    int8 = quantize_int8(fp32, out_dir / INT8_FILE)
+    return OnnxExport(fp32, int8, {"export": exported - start, "quantize": time.perf_counter() - exported})
 
 
 class OnnxClassifier:
@@ -155,8 +168,6 @@ def export_and_score(model_dir: str | Path, out_dir: str | Path, dev, task, *,
     quantisation is allowed to move predictions, and its score says by how much.
     Returns the record the export stage writes to metrics/export/.
     """
-    import time
-
     from transformers import AutoTokenizer, DataCollatorWithPadding
 
     from pkd.evaluate import predict_logits
@@ -165,19 +176,11 @@ def export_and_score(model_dir: str | Path, out_dir: str | Path, dev, task, *,
 
     model = load_classifier(model_dir).eval()
     collator = DataCollatorWithPadding(AutoTokenizer.from_pretrained(str(model_dir)))
-    start = time.perf_counter()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    copy_metadata(model_dir, out_dir)
-    fp32 = export_onnx(model, out_dir / ONNX_FILE)
-    export_s = time.perf_counter() - start
-    int8 = quantize_int8(fp32, out_dir / INT8_FILE)
-    quantize_s = time.perf_counter() - start - export_s
+    fp32, int8, seconds = export_dir(model, out_dir, model_dir=model_dir)
 
     labels = np.asarray(dev["label"])
     ref = predict_logits(model, dev, collator, batch_size)
-    record = {"task": task.name, "main_metric": task.main_metric, "n": len(dev),
-              "seconds": {"export": export_s, "quantize": quantize_s}}
+    record = {"task": task.name, "main_metric": task.main_metric, "n": len(dev), "seconds": seconds}
 
     def scored(logits):
         preds = logits_to_predictions(logits, task.is_regression)

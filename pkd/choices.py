@@ -1,0 +1,14 @@
+"""The allowed values of the method's named settings, in one torch-free module.
+
+Each tuple belongs to the method module that acts on it (named beside it), which
+checks its argument against it. They live here, not there, because the params
+schema (pkd.config) validates params.yaml with them before any heavy import: the
+method modules load torch and transformers, and the report stage, the presets and
+the sweep table, which read the schema, never load either. The method modules in
+turn never load the schema (tests/test_imports.py).
+"""
+
+POOLINGS = ("cls", "mean")  # sentence state for the classifier and the patient loss (pkd.pooling)
+PRECISIONS = ("fp32", "bf16", "fp16")  # autocast of the forward passes (pkd.precision)
+CACHE_DTYPES = ("float32", "float16", "bfloat16")  # teacher cache states on disk (pkd.cache_format)
+KD_REDUCTIONS = ("mean", "batchmean")  # soft-label loss reduction (pkd.losses.soft_label_loss)
