@@ -255,7 +255,8 @@ def untrained_classifier(checkpoint: str, *, depth: int, num_labels: int, poolin
     config = AutoConfig.from_pretrained(checkpoint, num_labels=num_labels, num_hidden_layers=depth)
     config.pkd_pooling = pooling
     if pooling == "mean":
-        return MeanPooledBertForSequenceClassification(MeanBertConfig.from_bert(config))
+        config = mean_pooled_config(config)
+        return mean_pooled_class(config)(config)
     return AutoModelForSequenceClassification.from_config(config)
 
 

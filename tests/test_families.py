@@ -6,12 +6,14 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
 
-from pkd.config import ConfigError, LossConfig, TrainParams
+from pkd.config import ConfigError, TrainParams
 from pkd.data import get_task, load_task
-from pkd.evaluate import evaluate_splits
 from pkd.deploy.export import INT8_FILE, export_and_score, export_dir
+from pkd.deploy.predict import Predictor, predict_file
+from pkd.evaluate import evaluate_splits
 from pkd.families import FAMILIES, model_inputs
 from pkd.layers import layer_map
+from pkd.losses import LossConfig
 from pkd.models import (
     build_student,
     build_teacher,
@@ -20,9 +22,9 @@ from pkd.models import (
     load_tokenizer,
     model_pooling,
 )
-from pkd.deploy.predict import Predictor, predict_file
 from pkd.prepare import tokenize
-from pkd.teacher_cache import build_teacher_cache, load_cache
+from pkd.cache_format import load_cache
+from pkd.teacher_cache import build_teacher_cache
 from pkd.testing import save_tiny
 from pkd.training import train_model
 
@@ -130,7 +132,7 @@ def test_pipeline_end_to_end(family, tmp_path):
         build_student(str(path), 2, TASK, seed=0, pooling=pooling), tokenizer, task=TASK, train=splits["train"],
         dev=splits["dev"], params=PARAMS, learning_rate=1e-3, seed=0, checkpoint_dir=tmp_path / "ckpt",
         model_out=tmp_path / "student", history_out=tmp_path / "student.json", cache=cache,
-        loss=LossConfig(alpha=0.7, beta=100.0, temperature=10.0, teacher_layers=tuple(layers)),
+        loss=LossConfig(alpha=0.7, beta=100.0, temperature=10.0, matched_layers=tuple(layers)),
     )
     assert history[-1]["loss_pt"] > 0  # the patient loss read the cached teacher states
 
@@ -163,7 +165,7 @@ def test_timing_runs_every_family(family):
     features = [{k: r[k] for k in ("input_ids", "token_type_ids", "attention_mask") if k in r}
                 for r in splits["dev"].select(range(4))]
     record = time_depths(str(path), [2], features, DataCollatorWithPadding(load_tokenizer(str(path))), 2,
-                         warmup=0, repeats=1, device="cpu")
+                         warmup=0, repeats=1, pooling="mean", device="cpu")
     assert [(r["model"], r["depth"]) for r in record["models"]] == [("teacher", 4), ("student-2", 2)]
     assert all(r["latency_b1_len128_ms"]["median"] > 0 for r in record["models"])
 
@@ -191,7 +193,7 @@ def test_cls_classifier_of_each_family_exports_and_predicts(family, tmp_path):
     model = build_teacher(str(path), TASK, seed=0, pooling="cls").eval()
     model.save_pretrained(tmp_path / "model")
     load_tokenizer(str(path)).save_pretrained(tmp_path / "model")
-    export_dir(model, tmp_path / "model", tmp_path / "onnx")
+    export_dir(model, tmp_path / "onnx", model_dir=tmp_path / "model")
     torch_p, onnx_p = Predictor(tmp_path / "model"), Predictor(tmp_path / "onnx")
     assert [i.name for i in onnx_p.model.session.get_inputs()] == onnx_inputs(name, model)
     np.testing.assert_allclose(onnx_p.logits(SENTENCES, batch_size=2), torch_p.logits(SENTENCES), atol=1e-5)
