@@ -91,11 +91,8 @@ def add_custom_task(name: str, spec: dict, params_path: Path = Path("params.yaml
     """Check a custom task's files by reading them as `prepare` will, then write the task into
     params.yaml (data.custom_tasks.<name>; data.tasks: only it, or appended) with the derived keys.
     `teacher`: an already fine-tuned classifier of this task, used as is. Returns a summary."""
-    import datasets
-
     from pkd.data.custom import CustomTaskSpec, read_custom_task
 
-    datasets.disable_progress_bars()  # the summary is the output
     spec = {k: v for k, v in spec.items() if v is not None}
     splits, info = read_custom_task(name, CustomTaskSpec(**spec))
     yaml = _yaml()

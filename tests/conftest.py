@@ -47,9 +47,10 @@ def run_cmd(cmd, cwd, env=None, timeout=900):
 
 def with_inputs(params: dict) -> dict:
     """Set data.inputs (which dvc.yaml's prepare stages depend on) for the tasks a test chose."""
-    from pkd.presets import derived_keys
+    from pkd.config import DataParams, task_inputs
 
-    params["data"]["inputs"] = derived_keys(params)["data"]["inputs"]
+    data = {k: v for k, v in params["data"].items() if k != "inputs"}
+    params["data"]["inputs"] = task_inputs(DataParams.model_validate(data))
     return params
 
 

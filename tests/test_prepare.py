@@ -30,7 +30,8 @@ def checkout(root: Path, tasks: list[str]) -> Path:
     for name in ("stages", "pkd"):
         shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["data"].update(tasks=tasks, builtin_train_size=48, builtin_dev_size=24, max_seq_length=32)
+    params["data"].update(tasks=tasks, builtin_train_size=48, builtin_dev_size=24, max_seq_length=32,
+                          inputs={t: "pkd/data/builtin.py" for t in tasks})
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return root
 

@@ -257,9 +257,14 @@ def read_custom_task(name: str, spec: CustomTaskSpec):
 
     from .schema import UNLABELLED, rows_to_dataset
 
+    bars = not datasets.utils.are_progress_bars_disabled()
     datasets.disable_progress_bars()  # reading takes seconds; a bad file's error stays one line
-    splits = _read_dataset(spec) if spec.dataset is not None else {
-        ours: _read_file(Path(path), _columns(spec)) for ours, path in spec.splits.items()}
+    try:
+        splits = _read_dataset(spec) if spec.dataset is not None else {
+            ours: _read_file(Path(path), _columns(spec)) for ours, path in spec.splits.items()}
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
     wanted = [spec.text] + ([spec.text_pair] if spec.text_pair else [])
     for ours, split in splits.items():
         present = list(split.columns)
