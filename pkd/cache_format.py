@@ -227,6 +227,11 @@ class TeacherCache:
         self._idx = self.idx.numpy().astype(np.int64)
 
     @property
+    def hidden_size(self) -> int | None:
+        """Width of the stored teacher states (None when the cache holds logits only)."""
+        return int(self.states.shape[-1]) if self.states is not None else None
+
+    @property
     def num_layers(self) -> int:
         """Depth N of the teacher the cache was made from."""
         return int(self.manifest.get("layers", len(self.stored_layers)))

@@ -260,6 +260,10 @@ class StrategyParams(_Section):
     beta: float = Field(ge=0)
     temperature: float = Field(gt=0)
     learning_rate: float | None = Field(default=None, gt=0)
+    # An extension, not the paper's method: learned linear maps from the student's layer states
+    # to the teacher's width, trained with the student and never saved with it (pkd/projection.py).
+    # It lets PKD match a teacher of another hidden size; the report labels it "<strategy> + proj".
+    projection: bool = False
 
 
 class TimingParams(_Section):
@@ -342,6 +346,9 @@ class Params(_Section):
                 raise ValueError(f"strategies.{name}.alpha: {strategy.label} has no soft-label loss, so alpha must be 0")
             if not strategy.patient and knobs.beta != 0:
                 raise ValueError(f"strategies.{name}.beta: {strategy.label} has no patient loss, so beta must be 0")
+            if knobs.projection and not strategy.patient:
+                raise ValueError(f"strategies.{name}.projection: {strategy.label} has no patient loss to project "
+                                 "for; only a patient strategy may set it")
         if self.teacher.fine_tuned and len(self.data.tasks) != 1:
             raise ValueError(f"teacher.fine_tuned: a fine-tuned teacher is the classifier of one task; "
                              f"data.tasks lists {len(self.data.tasks)}")

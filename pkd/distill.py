@@ -14,6 +14,7 @@ from transformers import Trainer
 from pkd.losses import LossConfig, pkd_loss
 from pkd.models import model_pooling
 from pkd.pooling import layer_states
+from pkd.projection import attach_projection
 
 if TYPE_CHECKING:  # an annotation only: the teacher stage, which uses this trainer, never reads a cache
     from pkd.cache_format import TeacherCache
@@ -48,6 +49,9 @@ class DistillationTrainer(Trainer):
         if self.cache is not None:  # refused here, before any step, not at the first batch
             self.cache.require_pooling(model_pooling(self.model))
             self.cache.require_layers(self.patient_layers)
+        # Trained with the student, saved in its checkpoints, detached before the final save.
+        self.projection = (attach_projection(self.model, len(self.patient_layers), self.cache.hidden_size)
+                           if loss.projected and self.cache is not None else None)
         self.is_regression = is_regression
         # Loss terms summed on the model's device: read once per log, never per step
         # (a float() per step would wait for the GPU every step).
@@ -73,6 +77,8 @@ class DistillationTrainer(Trainer):
                 states_s = layer_states(
                     outputs.hidden_states, inputs.get("attention_mask"), model_pooling(self.model), list(range(1, depth))
                 )
+                if self.projection is not None:
+                    states_s = self.projection(states_s)
         # Evaluation scores the gold labels only: the default LossConfig.
         loss, parts = pkd_loss(
             outputs.logits,

@@ -21,7 +21,8 @@ class LossConfig:
     """alpha: weight of the soft-label loss L_DS; beta: of the patient loss L_PT.
     temperature: T of L_DS. matched_layers: the teacher layers (1-based) that student layers
     1..M-1 learn from, the strategy's layer map (needed when beta > 0). kd_reduction: "mean" (the authors') or
-    "batchmean". normalize_patience: L2-normalise the states before L_PT.
+    "batchmean". normalize_patience: L2-normalise the states before L_PT. projection: map the student's
+    states to the teacher's width with learned linear maps before L_PT (pkd/projection.py; an extension).
 
     The default is plain fine-tuning on labels (the teacher, FT students). The pipeline
     makes one from params.yaml with pkd.students.loss_config."""
@@ -32,6 +33,7 @@ class LossConfig:
     matched_layers: tuple[int, ...] | None = None
     kd_reduction: str = "mean"
     normalize_patience: bool = True
+    projection: bool = False
 
     def __post_init__(self):
         if not 0 <= self.alpha <= 1:
@@ -49,6 +51,11 @@ class LossConfig:
     def distills(self) -> bool:
         """Whether the student learns from the teacher at all (reads its cache)."""
         return self.alpha > 0 or self.beta > 0
+
+    @property
+    def projected(self) -> bool:
+        """Whether the patient loss runs through a learned projection (only when it is on)."""
+        return self.projection and self.beta > 0
 
     @property
     def patient_layers(self) -> list[int] | None:

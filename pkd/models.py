@@ -112,7 +112,8 @@ def check_student_init(params) -> None:
     cache), so the init checkpoint's tokenizer must give the same ids; it must be
     at least as deep as every student; and the patient loss compares teacher and
     student hidden states, so PKD strategies need equal hidden sizes (KD and FT
-    only compare logits and work across sizes).
+    only compare logits and work across sizes), unless the strategy learns a
+    projection between them (`strategies.<name>.projection`, an extension).
     """
     init, teacher = params.student.init_checkpoint, params.teacher.checkpoint
     if init is None or init == teacher:
@@ -128,7 +129,8 @@ def check_student_init(params) -> None:
     hidden_t, hidden_s = checkpoint_config(teacher).hidden_size, config.hidden_size
     if hidden_t != hidden_s:
         for name in params.student.strategies:
-            if registry.get_strategy(name).patient and params.strategies[name].beta > 0:
+            knobs = params.strategies[name]
+            if registry.get_strategy(name).patient and knobs.beta > 0 and not knobs.projection:
                 raise ConfigError(
                     f"student.strategies: '{name}' matches hidden states, but teacher.checkpoint "
                     f"'{teacher}' has hidden size {hidden_t} and {key} '{init}' has {hidden_s}; "

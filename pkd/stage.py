@@ -30,9 +30,11 @@ USER_ERRORS = (PKDError, FileNotFoundError)
 def load_checked_params(check: Callable[[Params], None] | None = None) -> Params:
     """params.yaml, validated; `check` (pkd.models.check_checkpoints) adds the rules that
     need the teacher's and the student init's configs. A stage that builds no model passes none."""
+    from pkd import strategies
     from pkd.config import load_params
 
     params = load_params(PARAMS_FILE)
+    strategies.set_projected(name for name, knobs in params.strategies.items() if knobs.projection)
     if check is not None:
         check(params)
     return params

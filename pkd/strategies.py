@@ -98,8 +98,21 @@ def get_strategy(name: str) -> Strategy:
         raise ConfigError(f"unknown strategy '{name}'; allowed: {', '.join(_REGISTRY)}") from None
 
 
+_PROJECTED: set[str] = set()
+
+
 def label(name: str) -> str:
-    return get_strategy(name).label if name in _REGISTRY else name
+    """The strategy's name in tables and figures; "<label> + proj" while it trains with a learned
+    projection (set_projected), so that an extension is never shown as the paper's method."""
+    if name not in _REGISTRY:
+        return name
+    return get_strategy(name).label + (" + proj" if name in _PROJECTED else "")
+
+
+def set_projected(names) -> None:
+    """The strategies that params.yaml runs with `projection: true` (pkd.stage sets them from params)."""
+    _PROJECTED.clear()
+    _PROJECTED.update(names)
 
 
 def extras() -> tuple[str, ...]:

@@ -55,6 +55,7 @@ def loss_config(params: Params, strategy: str, task: str, depth: int, teacher_de
         matched_layers=tuple(layers) if layers else None,
         kd_reduction=params.student.kd_reduction,
         normalize_patience=params.student.patience_normalized(task, depth),
+        projection=knobs.projection,
     )
 
 

@@ -46,6 +46,11 @@ ROW_LABELS = {
     "#3 KD": "#3 large teacher, large-init, KD",
     "#3 PKD": "#3 large teacher, large-init, PKD",
     "#1 PKD": "#1 base teacher, base-init, PKD",
+    # With a learned projection (strategies.<name>.projection, an extension): the only way PKD
+    # runs in #2, whose teacher and student differ in width.
+    "#1 PKD + proj": "#1 base teacher, base-init, PKD + proj",
+    "#2 PKD + proj": "#2 large teacher, base-init, PKD + proj",
+    "#3 PKD + proj": "#3 large teacher, large-init, PKD + proj",
 }
 SETUPS = {("base", "base"): "#1", ("large", "base"): "#2", ("large", "large"): "#3"}
 
@@ -55,7 +60,9 @@ def authors(row: str, pkd: str = registry.PKD) -> dict[str, float]:
     the strategy `pkd`, where they report it ({} otherwise)."""
     if row.startswith("teacher-"):
         return authors_study_dev("#1" if row == "teacher-base" else "#2", None)
-    setup, method = row.split(" ")
+    setup, method = row.split(" ", 1)
+    if method not in ("KD", "PKD"):
+        return {}  # "+ proj": not the authors' method
     return authors_study_dev(setup, registry.KD if method == "KD" else pkd)
 
 
@@ -99,7 +106,8 @@ def study_values(experiments: list[dict], setup: Setup, pkd: str = registry.PKD,
             if paths.parse_evaluation(path) is None or not record:
                 continue
             for row in eval_rows(restore_from_exp_show(record), Path(path), f"{exp['name']}:{path}"):
-                row.update(setup=which, run=exp["name"],
+                knobs = exp["params"].get("strategies", {}).get(row["strategy"]) or {}
+                row.update(setup=which, run=exp["name"], projection=bool(knobs.get("projection")),
                            seed=row["seed"] if row["seed"] is not None else exp["params"].get("seed"))
                 records.append(row)
     evals = pd.DataFrame.from_records(records)
@@ -145,8 +153,9 @@ def _row_key(row, pkd: str) -> str | None:
         return "teacher-large" if row.setup in ("#2", "#3") else "teacher-base"
     if row.strategy == registry.KD:
         return f"{row.setup} KD"
-    if row.strategy == pkd and f"{row.setup} PKD" in ROW_LABELS:
-        return f"{row.setup} PKD"
+    key = f"{row.setup} PKD" + (" + proj" if row.projection else "")
+    if row.strategy == pkd and key in ROW_LABELS:
+        return key
     return None
 
 

@@ -23,6 +23,7 @@ from pkd.io import atomic_dir, write_json
 from pkd.losses import LossConfig
 from pkd.metrics import glue_metrics, logits_to_predictions
 from pkd.precision import trainer_flags
+from pkd.projection import detach_projection
 
 # Columns a training dataset keeps; texts stay in the prepared data only.
 TRAIN_COLUMNS = ("idx", "input_ids", "token_type_ids", "attention_mask", "labels", "length")
@@ -215,6 +216,7 @@ def train_model(
         tracking.flush(trainer.state.log_history)
     history = epoch_history(trainer.state.log_history, task.main_metric)
     if trainer.is_world_process_zero():
+        detach_projection(trainer.model)  # a training aid: the saved classifier never holds it
         with atomic_dir(model_out) as tmp:
             trainer.save_model(str(tmp))
             tokenizer.save_pretrained(str(tmp))

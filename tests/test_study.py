@@ -70,6 +70,16 @@ def test_rows_take_kd_and_pkd_and_the_right_teacher():
     assert summary_of(exps, pkd="pkd_last").at[("#1 PKD", TASK), "mean"] == 0.5
 
 
+def test_a_projected_pkd_student_gets_its_own_row_and_no_paper_number():
+    two = experiment("two", "L", "B", {"teacher": 0.85, "kd-2": 0.71, "pkd_skip-2": 0.73})
+    two["params"]["strategies"] = {"pkd_skip": {"projection": True}}
+    three = experiment("three", "L", None, {"teacher": 0.85, "kd-2": 0.60, "pkd_skip-2": 0.61})
+    s = summary_of([two, three])
+    assert s.at[("#2 PKD + proj", TASK), "mean"] == 0.73 and s.at[("#3 PKD", TASK), "mean"] == 0.61
+    assert ("#2 PKD", TASK) not in s.index and authors("#2 PKD + proj") == {}
+    assert ROW_LABELS["#2 PKD + proj"].endswith("PKD + proj")
+
+
 def test_seeds_give_mean_and_sample_std():
     exps = [experiment(f"s{seed}", "B", None, {"teacher": 0.8, "kd-2": acc}, seed=seed)
             for seed, acc in ((1, 0.70), (2, 0.74), (3, 0.72))]
@@ -193,8 +203,9 @@ def test_three_setups_run_end_to_end_and_the_table_equals_their_metrics(tmp_path
     target = f"evaluate@{TASK}"  # timing and report are not part of the study
     slow = 2400  # seconds per experiment: a loaded 2-core machine can be many times slower than an idle one
 
-    def exp(name, teacher, init, strategies):
+    def exp(name, teacher, init, strategies, projection=False):
         cmd = ["dvc", "exp", "run", "-n", name, "-S", f"teacher.checkpoint={teacher}",
+               "-S", f"strategies.pkd_skip.projection={str(projection).lower()}",
                "-S", f"student.init_checkpoint={init or 'null'}", "-S", f"student.strategies=[{','.join(strategies)}]",
                # dvc.yaml's per-stage lists follow student.strategies (pkd.config.split_strategies)
                *(arg for key, value in split_strategies(strategies).items()
@@ -211,19 +222,18 @@ def test_three_setups_run_end_to_end_and_the_table_equals_their_metrics(tmp_path
     assert proc.returncode != 0 and "Traceback" not in out
     assert re.search(r"error: student.strategies: 'pkd_skip' matches hidden states, but teacher.checkpoint "
                      r"'.*' has hidden size 48 and student.init_checkpoint '.*' has 32", out), out[-2000:]
-    log = run_cmd(exp("large-base", large, base, ["kd"]), repo, env, timeout=slow)
+    # With a learned projection (an extension), #2 runs PKD too: "PKD + proj" rows.
+    log = run_cmd(exp("large-base", large, base, ["kd", "pkd_skip"], projection=True), repo, env, timeout=slow)
     runs["#2"] = (*workspace_results(repo), log)
     log = run_cmd(exp("large-large", large, None, ["kd", "pkd_skip"]), repo, env, timeout=slow)
     runs["#3"] = (*workspace_results(repo), log)
 
     # Who was cut from what: widths of teachers and students.
     assert runs["#1"][1:3] == ({"kd-2-s42": 32, "pkd_skip-2-s42": 32}, 32)
-    assert runs["#2"][1]["kd-2-s42"] == 32 and runs["#2"][2] == 48
+    assert runs["#2"][1:3] == ({"kd-2-s42": 32, "pkd_skip-2-s42": 32}, 48)
     assert runs["#3"][1:3] == ({"kd-2-s42": 48, "pkd_skip-2-s42": 48}, 48)
-    # #3 reuses #2's teacher (DVC run-cache). Its cache is rebuilt: #2 trained KD only, so its
-    # cache stores no hidden states, and #3's PKD student needs one layer.
-    assert ran_stages(runs["#3"][3]) == {f"teacher_cache@{TASK}", f"distill@{TASK}-kd-2-42",
-                                         f"distill@{TASK}-pkd_skip-2-42", target}
+    # #3 reuses #2's teacher and teacher cache (DVC run-cache): the same teacher, strategies and depths.
+    assert ran_stages(runs["#3"][3]) == {f"distill@{TASK}-kd-2-42", f"distill@{TASK}-pkd_skip-2-42", target}
 
     out = run_cmd([sys.executable, "-m", "pkd.study", "--base", str(base), "--large", str(large)], repo, env)
     summary = {r["row"]: r for r in json.loads((repo / "reports/teacher_study.json").read_text())}
@@ -236,7 +246,8 @@ def test_three_setups_run_end_to_end_and_the_table_equals_their_metrics(tmp_path
     expected = {
         "teacher-base": ("#1", "teacher", "base-base"), "teacher-large": ("#2", "teacher", "large-base"),
         "#1 KD": ("#1", "kd-2-s42", "base-base"), "#1 PKD": ("#1", "pkd_skip-2-s42", "base-base"),
-        "#2 KD": ("#2", "kd-2-s42", "large-base"), "#3 KD": ("#3", "kd-2-s42", "large-large"),
+        "#2 KD": ("#2", "kd-2-s42", "large-base"), "#2 PKD + proj": ("#2", "pkd_skip-2-s42", "large-base"),
+        "#3 KD": ("#3", "kd-2-s42", "large-large"),
         "#3 PKD": ("#3", "pkd_skip-2-s42", "large-large"),
     }
     assert set(summary) == set(expected)
