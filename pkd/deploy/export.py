@@ -67,12 +67,63 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = OPSET) -> Path:
     return path
 
 
-def quantize_int8(src: str | Path, dst: str | Path) -> Path:
-    """Dynamic int8 quantisation of the weights of MatMul/Gemm (ONNX Runtime's recipe for BERT)."""
+# Dynamic int8 recipes (weights int8, activations quantised per batch at run time), compared
+# side by side by benchmarks/int8_recipes.py (benchmarks/README.md):
+#   per_channel:   one weight scale per output channel instead of one per tensor;
+#   reduce_range:  7-bit weights, which avoids int16 saturation in VNNI-less int8 kernels;
+#   matmul_only:   only MatMul is quantised; the embeddings (Gather) stay fp32;
+#   fp32_head:     the classifier's own layers stay fp32;
+#   preprocess:    ONNX Runtime's quant_pre_process (shape inference, graph optimisation) first;
+#   fused:         onnxruntime.transformers' optimiser first (fused attention, LayerNorm, GELU).
+INT8_RECIPES = {
+    "default": {},
+    "per_channel": {"per_channel": True},
+    "reduce_range": {"reduce_range": True},
+    "per_channel+reduce_range": {"per_channel": True, "reduce_range": True},
+    "matmul_only": {"op_types_to_quantize": ["MatMul"]},
+    "per_channel+matmul_only": {"per_channel": True, "op_types_to_quantize": ["MatMul"]},
+    "fp32_head": {"fp32_head": True},
+    "per_channel+fp32_head": {"per_channel": True, "fp32_head": True},
+    "preprocess": {"preprocess": True},
+    "fused": {"fused": True},
+    "fused+per_channel": {"fused": True, "per_channel": True},
+    "fused+per_channel+matmul_only": {"fused": True, "per_channel": True, "op_types_to_quantize": ["MatMul"]},
+}
+INT8_RECIPE = "default"
+
+
+def quantize_int8(src: str | Path, dst: str | Path, recipe: str = INT8_RECIPE) -> Path:
+    """Dynamic int8 quantisation of `src` by one of INT8_RECIPES (weights int8, ONNX Runtime's recipe for BERT)."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
-    return Path(dst)
+    options = dict(INT8_RECIPES[recipe])
+    src, dst = Path(src), Path(dst)
+    if options.pop("fused", False):
+        src = _fused(src, dst.with_suffix(".fused.onnx"))
+    if options.pop("preprocess", False):
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        pre = dst.with_suffix(".pre.onnx")
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)  # symbolic inference fails on the traced graph
+        src = pre
+    if options.pop("fp32_head", False):
+        options["nodes_to_exclude"] = [n.name for n in onnx.load(str(src)).graph.node if "classifier" in n.name]
+    # Fused and pre-processed graphs have contrib ops whose output types ONNX's shape inference
+    # cannot tell; their tensors are float32.
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT}, **options)
+    for tmp in (dst.with_suffix(".fused.onnx"), dst.with_suffix(".pre.onnx")):
+        tmp.unlink(missing_ok=True)
+    return dst
+
+
+def _fused(src: Path, dst: Path) -> Path:
+    """onnxruntime.transformers' graph optimiser for BERT-like encoders (heads and width read from the graph)."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    optimize_model(str(src), model_type="bert", num_heads=0, hidden_size=0, opt_level=1).save_model_to_file(str(dst))
+    return dst
 
 
 def copy_metadata(model_dir: str | Path, out_dir: str | Path) -> None:
