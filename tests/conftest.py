@@ -1,6 +1,12 @@
 """Shared fixtures: a tiny random BERT saved to disk and small built-in data."""
 import contextlib
 import os
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest-xdist runs one test process per core: one thread each, also in the stages they
+    # start, or torch's thread pools oversubscribe the cores. Set before torch is imported.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
 import signal
 import socket
 import subprocess
