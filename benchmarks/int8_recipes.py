@@ -27,7 +27,8 @@ from datasets import load_from_disk
 from transformers import AutoTokenizer, DataCollatorWithPadding
 
 from pkd.data import prepared_task
-from pkd.deploy.export import INT8_RECIPES, OnnxClassifier, agreement, export_onnx, onnx_logits, quantize_int8, size_mb
+from pkd.choices import INT8_RECIPES
+from pkd.deploy.export import OnnxClassifier, agreement, export_onnx, onnx_logits, quantize_int8, size_mb
 from pkd.evaluate import predict_logits
 from pkd.metrics import glue_metrics, logits_to_predictions
 from pkd.models import load_classifier

@@ -12,3 +12,7 @@ POOLINGS = ("cls", "mean")  # sentence state for the classifier and the patient 
 PRECISIONS = ("fp32", "bf16", "fp16")  # autocast of the forward passes (pkd.precision)
 CACHE_DTYPES = ("float32", "float16", "bfloat16")  # teacher cache states on disk (pkd.cache_format)
 KD_REDUCTIONS = ("mean", "batchmean")  # soft-label loss reduction (pkd.losses.soft_label_loss)
+INT8_RECIPES = (  # dynamic int8 quantisation of the ONNX export (pkd.deploy.export.quantize_int8)
+    "default", "per_channel", "reduce_range", "per_channel+reduce_range", "matmul_only", "per_channel+matmul_only",
+    "fp32_head", "per_channel+fp32_head", "preprocess", "fused", "fused+per_channel", "fused+per_channel+matmul_only",
+)

@@ -15,7 +15,7 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationI
                       model_validator)
 
 from pkd import strategies as registry
-from pkd.choices import CACHE_DTYPES, KD_REDUCTIONS, POOLINGS, PRECISIONS
+from pkd.choices import CACHE_DTYPES, INT8_RECIPES, KD_REDUCTIONS, POOLINGS, PRECISIONS
 from pkd.data.custom import CustomTaskSpec
 from pkd.data.sources import SOURCES, needed_sources, task_input
 from pkd.data.tasks import TASKS, get_task
@@ -279,6 +279,8 @@ class ExportParams(_Section):
     enabled: bool = False
     min_agreement: float = Field(default=0.999, gt=0, le=1)  # fp32 ONNX vs PyTorch predictions on dev
     register_best: bool = True  # register each task's best student as MLflow model `pkd-<task>`
+    # How the int8 model is quantised (pkd.deploy.export; benchmarks/int8_recipes.py compares them).
+    int8_recipe: Literal[INT8_RECIPES] = "default"
     # The tasks dvc.yaml makes export and register stages for: data.tasks when enabled, [] when
     # not, so that a disabled export adds no stage (dvc.yaml cannot test a boolean, and a
     # foreach over an empty list makes nothing). Derived when absent; when given, it must

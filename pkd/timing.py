@@ -67,11 +67,11 @@ def _summary(values: list[float]) -> dict[str, float]:
     return {"median": float(q50), "p25": float(q25), "p75": float(q75)}
 
 
-def _onnx_variants(model, workdir: Path, threads: int) -> dict:
-    """{runtime: (ONNX Runtime session, size in MB)} for fp32 and int8 exports of `model`."""
+def _onnx_variants(model, workdir: Path, threads: int, recipe: str) -> dict:
+    """{runtime: (ONNX Runtime session, size in MB)} for fp32 and int8 (by `recipe`) exports of `model`."""
     from pkd.deploy.export import OnnxClassifier, export_dir, size_mb
 
-    fp32, int8, _ = export_dir(model, workdir)
+    fp32, int8, _ = export_dir(model, workdir, recipe=recipe)
     return {"onnx_fp32": (OnnxClassifier(fp32, threads), size_mb(fp32)),
             "onnx_int8": (OnnxClassifier(int8, threads), size_mb(int8))}
 
@@ -101,7 +101,7 @@ class _Models:
 
 
 def _build_models(checkpoint_dir: str, student_checkpoint_dir: str | None, depths: list[int], num_labels: int, *,
-                  pooling: str, onnx: bool, device: torch.device, workdir: Path) -> _Models:
+                  pooling: str, onnx: bool, int8_recipe: str, device: torch.device, workdir: Path) -> _Models:
     """The teacher and a student of each depth, random weights (speed does not depend on their values)."""
     teacher_depth = AutoConfig.from_pretrained(checkpoint_dir).num_hidden_layers
     models = _Models([teacher_depth, *sorted(set(depths), reverse=True)])
@@ -112,7 +112,8 @@ def _build_models(checkpoint_dir: str, student_checkpoint_dir: str | None, depth
         model.save_pretrained(workdir / f"pt-{depth}")
         models.size_mb[("pytorch", depth)] = (workdir / f"pt-{depth}" / "model.safetensors").stat().st_size / 1e6
         if onnx:
-            for runtime, (session, size) in _onnx_variants(model, workdir / f"onnx-{depth}", torch.get_num_threads()).items():
+            for runtime, (session, size) in _onnx_variants(model, workdir / f"onnx-{depth}", torch.get_num_threads(),
+                                                       int8_recipe).items():
                 models.runners[(runtime, depth)] = session
                 models.size_mb[(runtime, depth)] = size
         models.runners[("pytorch", depth)] = model.to(device)
@@ -186,6 +187,7 @@ def time_depths(
     device: str | None = None,
     student_checkpoint_dir: str | None = None,
     onnx: bool = False,
+    int8_recipe: str = "default",
     precision: str = "fp32",
 ) -> dict:
     """Time the teacher (its full depth) and a student of each depth; return the timing record.
@@ -193,7 +195,7 @@ def time_depths(
     Students have the architecture of `student_checkpoint_dir` (their init checkpoint,
     which may be wider or narrower than the teacher) when it is given; every model
     pools as `pooling` says (cls | mean), as the pipeline's models do.
-    onnx=True adds ONNX Runtime fp32 and int8 (dynamic quantisation) rows for every
+    onnx=True adds ONNX Runtime fp32 and int8 (dynamic quantisation by `int8_recipe`) rows for every
     depth, on CPU, with as many threads as PyTorch. Speed-ups are always relative
     to the PyTorch fp32 teacher. size_mb: weights on disk (safetensors or .onnx).
     `precision` (fp32 | bf16 | fp16, resolved for the device) is the PyTorch forward's autocast.
@@ -203,7 +205,8 @@ def time_depths(
     workdir = Path(tempfile.mkdtemp(prefix="pkd-timing-"))
     try:
         models = _build_models(checkpoint_dir, student_checkpoint_dir, depths, num_labels,
-                               pooling=pooling, onnx=onnx, device=dev, workdir=workdir)
+                               pooling=pooling, onnx=onnx, int8_recipe=int8_recipe, device=dev,
+                               workdir=workdir)
         workloads = _workloads(dev_features, collator)
         samples = _measure(models, workloads, warmup=warmup, repeats=repeats, device=dev, precision=precision)
     finally:

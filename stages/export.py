@@ -33,7 +33,8 @@ def main() -> None:
     with stage_run("export", params={"export": params.export.model_dump(), "model_dir": str(model_dir)}, tags=tags) as run:
         with atomic_dir(out) as tmp:
             try:
-                record = export_and_score(model_dir, tmp, dev, task, min_agreement=params.export.min_agreement)
+                record = export_and_score(model_dir, tmp, dev, task, min_agreement=params.export.min_agreement,
+                                          recipe=params.export.int8_recipe)
             except ExportCheckError as err:
                 sys.exit(f"error: {err}")
         seconds = record.pop("seconds")  # to MLflow only: the metrics file stays reproducible

@@ -35,6 +35,7 @@ def main() -> None:
             pooling=params.pooling,
             student_checkpoint_dir=resolve_checkpoint(params.student_checkpoint(), "student.init_checkpoint"),
             onnx=params.export.enabled,
+            int8_recipe=params.export.int8_recipe,
             precision=resolve_precision(params.precision),
         )
         record["task"] = task.name

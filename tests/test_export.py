@@ -178,3 +178,32 @@ def test_pipeline_with_export_enabled(tmp_path_factory):
              str(root / "models/onnx/builtin_sentiment/ft-2-s42"), "--input", str(src), "--output", str(root / "o.tsv")],
             root, env)
     assert len((root / "o.tsv").read_text().splitlines()) == 3
+
+
+def test_every_int8_recipe_name_has_options_and_an_unknown_one_is_refused(tmp_path):
+    from pkd.choices import INT8_RECIPES
+    from pkd.deploy.export import RECIPE_OPTIONS, quantize_int8
+
+    assert tuple(RECIPE_OPTIONS) == INT8_RECIPES
+    with pytest.raises(ValueError, match="unknown int8 recipe 'int4'; allowed: default, per_channel"):
+        quantize_int8(tmp_path / "model.onnx", tmp_path / "int8.onnx", "int4")
+
+
+@pytest.mark.parametrize("recipe", ["per_channel", "fp32_head", "preprocess", "fused"])
+def test_each_int8_recipe_gives_a_model_that_predicts_like_fp32(recipe, tiny_bert, tmp_path):
+    """Each recipe quantises (its int8 file is smaller than fp32) and keeps the logits close
+    to the fp32 export's on a random tiny BERT."""
+    import numpy as np
+
+    from pkd.deploy.export import OnnxClassifier, export_onnx, quantize_int8
+    from pkd.models import build_teacher
+
+    model = build_teacher(str(tiny_bert), get_task("builtin_sentiment")).eval()
+    fp32 = export_onnx(model, tmp_path / "model.onnx")
+    int8 = quantize_int8(fp32, tmp_path / f"{recipe}.onnx", recipe)
+    assert int8.stat().st_size < 0.6 * fp32.stat().st_size
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["model.onnx", f"{recipe}.onnx"])  # no leftovers
+    batch = {"input_ids": np.array([[2, 40, 41, 42, 3]]), "attention_mask": np.ones((1, 5), dtype=np.int64),
+             "token_type_ids": np.zeros((1, 5), dtype=np.int64)}
+    ref, out = OnnxClassifier(fp32)(batch), OnnxClassifier(int8)(batch)
+    assert np.abs(ref - out).max() < 0.1 * (np.abs(ref).max() + 1e-3) + 0.05

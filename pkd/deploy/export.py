@@ -75,7 +75,7 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = OPSET) -> Path:
 #   fp32_head:     the classifier's own layers stay fp32;
 #   preprocess:    ONNX Runtime's quant_pre_process (shape inference, graph optimisation) first;
 #   fused:         onnxruntime.transformers' optimiser first (fused attention, LayerNorm, GELU).
-INT8_RECIPES = {
+RECIPE_OPTIONS = {  # one entry per name of pkd.choices.INT8_RECIPES
     "default": {},
     "per_channel": {"per_channel": True},
     "reduce_range": {"reduce_range": True},
@@ -89,15 +89,17 @@ INT8_RECIPES = {
     "fused+per_channel": {"fused": True, "per_channel": True},
     "fused+per_channel+matmul_only": {"fused": True, "per_channel": True, "op_types_to_quantize": ["MatMul"]},
 }
-INT8_RECIPE = "default"
+INT8_RECIPE = "default"  # params.yaml's export.int8_recipe when not given
 
 
 def quantize_int8(src: str | Path, dst: str | Path, recipe: str = INT8_RECIPE) -> Path:
-    """Dynamic int8 quantisation of `src` by one of INT8_RECIPES (weights int8, ONNX Runtime's recipe for BERT)."""
+    """Dynamic int8 quantisation of `src` by one of pkd.choices.INT8_RECIPES (weights int8)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    options = dict(INT8_RECIPES[recipe])
+    if recipe not in RECIPE_OPTIONS:
+        raise ValueError(f"unknown int8 recipe '{recipe}'; allowed: {', '.join(RECIPE_OPTIONS)}")
+    options = dict(RECIPE_OPTIONS[recipe])
     src, dst = Path(src), Path(dst)
     if options.pop("fused", False):
         src = _fused(src, dst.with_suffix(".fused.onnx"))
@@ -139,8 +141,9 @@ class OnnxExport(NamedTuple):
     seconds: dict[str, float]  # {"export": ..., "quantize": ...}
 
 
-def export_dir(model, out_dir: str | Path, *, model_dir: str | Path | None = None) -> OnnxExport:
-    """`model` as ONNX in `out_dir`, and its int8 variant. With `model_dir` (where the model
+def export_dir(model, out_dir: str | Path, *, model_dir: str | Path | None = None,
+               recipe: str = INT8_RECIPE) -> OnnxExport:
+    """`model` as ONNX in `out_dir`, and its int8 variant by `recipe`. With `model_dir` (where the model
     is saved) the directory is self-contained: config.json and the tokenizer files join them."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -149,7 +152,7 @@ def export_dir(model, out_dir: str | Path, *, model_dir: str | Path | None = Non
     start = time.perf_counter()
     fp32 = export_onnx(model, out_dir / ONNX_FILE)
     exported = time.perf_counter()
-    int8 = quantize_int8(fp32, out_dir / INT8_FILE)
+    int8 = quantize_int8(fp32, out_dir / INT8_FILE, recipe)
     return OnnxExport(fp32, int8, {"export": exported - start, "quantize": time.perf_counter() - exported})
 
 
@@ -210,7 +213,7 @@ def size_mb(path: str | Path) -> float:
 
 
 def export_and_score(model_dir: str | Path, out_dir: str | Path, dev, task, *,
-                     min_agreement: float = 0.999, batch_size: int = 64) -> dict:
+                     min_agreement: float = 0.999, batch_size: int = 64, recipe: str = INT8_RECIPE) -> dict:
     """Export a saved model, check ONNX Runtime against PyTorch on `dev`, score all three.
 
     dev: a tokenised, labelled split (prepared data). Raises ExportCheckError when
@@ -227,7 +230,7 @@ def export_and_score(model_dir: str | Path, out_dir: str | Path, dev, task, *,
 
     model = load_classifier(model_dir).eval()
     collator = DataCollatorWithPadding(AutoTokenizer.from_pretrained(str(model_dir)))
-    fp32, int8, seconds = export_dir(model, out_dir, model_dir=model_dir)
+    fp32, int8, seconds = export_dir(model, out_dir, model_dir=model_dir, recipe=recipe)
 
     labels = np.asarray(dev["label"])
     ref = predict_logits(model, dev, collator, batch_size)
