@@ -58,7 +58,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, required=True, help="a repository where the default pipeline has run")
     parser.add_argument("--recipes", nargs="+", default=list(INT8_RECIPES), choices=list(INT8_RECIPES))
-    parser.add_argument("--timing-examples", type=int, default=200)
+    parser.add_argument("--timing-examples", type=int, default=200, help="0: accuracy only (no latency)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--students", default="*/*", help="glob under models/students (e.g. 'builtin_pair/*-3-*')")
     parser.add_argument("--json", help="where to write the JSON record")
@@ -91,7 +91,7 @@ def main() -> None:
             row[recipe] = score(task, logits, labels)
             losses[recipe].append(fp32_score - row[recipe])
             agree[recipe].append(agreement(reference, logits, task.is_regression)["agreement"])
-            if task_name == timing_task and student.name.startswith("pkd_skip-3-"):
+            if args.timing_examples and task_name == timing_task and student.name.startswith("pkd_skip-3-"):
                 rows = [{k: dev[i][k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in dev[i]}
                         for i in range(min(args.timing_examples, len(dev)))]
                 session = OnnxClassifier(int8)
@@ -102,6 +102,35 @@ def main() -> None:
         print(f"  {task_name}/{student.name}: fp32 {fp32_score:.1f}; "
               + ", ".join(f"{r} {row[r]:.1f}" for r in args.recipes), flush=True)
 
+    if args.timing_examples:
+        teacher_latency(args, timing_task, work, latency)
+    table = []
+    for recipe in args.recipes:
+        worst = int(np.argmax(losses[recipe]))
+        ms = latency.get(recipe)
+        table.append([
+            recipe, f"{statistics.mean(losses[recipe]):+.2f}", f"{losses[recipe][worst]:+.2f}",
+            f"{per_student[worst]['task']}/{per_student[worst]['student']}",
+            f"{100 * statistics.mean(agree[recipe]):.1f}",
+            f"{1000 * ms:.2f}" if ms else "-",
+            f"{latency['teacher onnx fp32'] / ms:.2f}x" if ms else "-",
+            f"{latency['teacher pytorch fp32'] / ms:.2f}x" if ms else "-",
+            f"{latency[f'{recipe} size_mb']:.1f}" if ms else "-",
+        ])
+    teachers = (f"teacher: ONNX fp32 {1000 * latency['teacher onnx fp32']:.2f} ms, PyTorch fp32 "
+                f"{1000 * latency['teacher pytorch fp32']:.2f} ms per example" if args.timing_examples else "no timing")
+    print_table(["recipe", "mean loss (pts)", "worst loss", "worst student", "agreement %",
+                 "3L int8 ms/example", "vs ONNX fp32 teacher", "vs PyTorch teacher", "3L int8 MB"], table,
+                title=f"int8 recipes over {len(students)} students (loss = PyTorch fp32 dev score - int8 dev score); "
+                      f"batch-1 latency on {timing_task} dev, first {args.timing_examples} examples, "
+                      f"median of {args.repeats}; {teachers}")
+    write_result(NAME, {"hardware": hw, "per_student": per_student, "latency_s": latency,
+                        "mean_loss": {r: statistics.mean(v) for r, v in losses.items()},
+                        "max_loss": {r: max(v) for r, v in losses.items()}}, args.json)
+
+
+def teacher_latency(args, timing_task: str, work: Path, latency: dict) -> None:
+    """Batch-1 latency of the task's teacher, PyTorch fp32 and ONNX fp32, into `latency`."""
     teacher_dir = args.run / "models/teacher" / timing_task
     task = prepared_task(timing_task, args.run / "data/prepared" / timing_task)
     dev = load_from_disk(str(args.run / "data/prepared" / timing_task))[task.dev_splits[0]]
@@ -114,29 +143,6 @@ def main() -> None:
         latency["teacher pytorch fp32"] = batch1_latency(lambda b: teacher(**b), rows, collator, args.repeats)
     latency["teacher onnx fp32"] = batch1_latency(lambda b: teacher_onnx({k: v.numpy() for k, v in b.items()}), rows,
                                                   collator, args.repeats)
-
-    table = []
-    for recipe in args.recipes:
-        worst = int(np.argmax(losses[recipe]))
-        ms = latency.get(recipe)
-        table.append([
-            recipe, f"{statistics.mean(losses[recipe]):+.2f}", f"{losses[recipe][worst]:+.2f}",
-            f"{per_student[worst]['task']}/{per_student[worst]['student']}",
-            f"{100 * statistics.mean(agree[recipe]):.1f}",
-            f"{1000 * ms:.2f}" if ms else "-",
-            f"{latency['teacher onnx fp32'] / ms:.2f}x" if ms else "-",
-            f"{latency['teacher pytorch fp32'] / ms:.2f}x" if ms else "-",
-            f"{latency.get(f'{recipe} size_mb', float('nan')):.1f}",
-        ])
-    print_table(["recipe", "mean loss (pts)", "worst loss", "worst student", "agreement %",
-                 "3L int8 ms/example", "vs ONNX fp32 teacher", "vs PyTorch teacher", "3L int8 MB"], table,
-                title=f"int8 recipes over {len(students)} students (loss = PyTorch fp32 dev score - int8 dev score); "
-                      f"batch-1 latency on {timing_task} dev, {len(rows)} examples, median of {args.repeats}; "
-                      f"teacher: ONNX fp32 {1000 * latency['teacher onnx fp32']:.2f} ms, "
-                      f"PyTorch fp32 {1000 * latency['teacher pytorch fp32']:.2f} ms per example")
-    write_result(NAME, {"hardware": hw, "per_student": per_student, "latency_s": latency,
-                        "mean_loss": {r: statistics.mean(v) for r, v in losses.items()},
-                        "max_loss": {r: max(v) for r, v in losses.items()}}, args.json)
 
 
 if __name__ == "__main__":
