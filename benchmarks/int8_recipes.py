@@ -26,9 +26,16 @@ from _common import hardware, print_banner, print_table, write_result
 from datasets import load_from_disk
 from transformers import AutoTokenizer, DataCollatorWithPadding
 
-from pkd.data import prepared_task
 from pkd.choices import INT8_RECIPES
-from pkd.deploy.export import OnnxClassifier, agreement, export_onnx, onnx_logits, quantize_int8, size_mb
+from pkd.data import prepared_task
+from pkd.deploy.export import (
+    OnnxClassifier,
+    agreement,
+    export_onnx,
+    onnx_logits,
+    quantize_int8,
+    size_mb,
+)
 from pkd.evaluate import predict_logits
 from pkd.metrics import glue_metrics, logits_to_predictions
 from pkd.models import load_classifier
@@ -95,7 +102,7 @@ def main() -> None:
                 rows = [{k: dev[i][k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in dev[i]}
                         for i in range(min(args.timing_examples, len(dev)))]
                 session = OnnxClassifier(int8)
-                latency[recipe] = batch1_latency(lambda b: session({k: v.numpy() for k, v in b.items()}), rows,
+                latency[recipe] = batch1_latency(lambda b, s=session: s({k: v.numpy() for k, v in b.items()}), rows,
                                                  collator, args.repeats)
                 latency[f"{recipe} size_mb"] = size_mb(int8)
         per_student.append(row)
