@@ -280,7 +280,7 @@ class ExportParams(_Section):
     min_agreement: float = Field(default=0.999, gt=0, le=1)  # fp32 ONNX vs PyTorch predictions on dev
     register_best: bool = True  # register each task's best student as MLflow model `pkd-<task>`
     # How the int8 model is quantised (pkd.deploy.export; benchmarks/int8_recipes.py compares them).
-    int8_recipe: Literal[INT8_RECIPES] = "default"
+    int8_recipe: Literal[INT8_RECIPES] = "per_channel"
     # The tasks dvc.yaml makes export and register stages for: data.tasks when enabled, [] when
     # not, so that a disabled export adds no stage (dvc.yaml cannot test a boolean, and a
     # foreach over an empty list makes nothing). Derived when absent; when given, it must

@@ -187,7 +187,7 @@ def time_depths(
     device: str | None = None,
     student_checkpoint_dir: str | None = None,
     onnx: bool = False,
-    int8_recipe: str = "default",
+    int8_recipe: str = "per_channel",
     precision: str = "fp32",
 ) -> dict:
     """Time the teacher (its full depth) and a student of each depth; return the timing record.
