@@ -72,7 +72,8 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = OPSET) -> Path:
 #   per_channel:   one weight scale per output channel instead of one per tensor;
 #   reduce_range:  7-bit weights, which avoids int16 saturation in VNNI-less int8 kernels;
 #   matmul_only:   only MatMul is quantised; the embeddings (Gather) stay fp32;
-#   fp32_head:     the classifier's own layers stay fp32;
+#   fp32_head:     the classifier's own nodes stay fp32 (a linear head exports as Gemm, which
+#                  dynamic quantisation leaves in fp32 anyway; a head with a MatMul changes);
 #   preprocess:    ONNX Runtime's quant_pre_process (shape inference, graph optimisation) first;
 #   fused:         onnxruntime.transformers' optimiser first (fused attention, LayerNorm, GELU).
 RECIPE_OPTIONS = {  # one entry per name of pkd.choices.INT8_RECIPES
