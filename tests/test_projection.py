@@ -139,3 +139,11 @@ def test_projection_is_only_for_patient_strategies_and_shows_in_the_label():
     finally:
         registry.set_projected([])
     assert registry.label("pkd_skip") == "PKD-Skip"
+
+
+def test_params_yaml_spells_out_the_switch_so_that_dvc_exp_run_can_set_it():
+    """`dvc exp run -S strategies.pkd_skip.projection=true` refuses a key params.yaml lacks
+    ("Key 'projection' is not in struct"): every patient strategy must list it."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    patient = [name for name in raw["strategies"] if registry.get_strategy(name).patient]
+    assert patient and all(raw["strategies"][name].get("projection") is False for name in patient)
