@@ -22,8 +22,10 @@ instead. ``PKD_TRACKING=off`` disables tracking (mlflow is not even imported). A
 refuses connections is caught by a quick ``/health`` probe; a slow one is retried per MLflow's
 ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` / ``MLFLOW_HTTP_REQUEST_TIMEOUT`` (default: minutes).
 
-Parallel writers (``dvc queue start -j 2``): SQLite takes one writer at a time, so runs can be
-lost to "database is locked". Use a tracking server instead::
+Parallel writers (``pkd repro --jobs 2``, ``dvc queue start -j 2``): the first stage to open a new
+SQLite store creates it while the others wait (a file lock, ``mlflow.db.lock``); after that SQLite
+takes one writer at a time. With many writers, runs can be lost to "database is locked": use a
+tracking server instead::
 
     mlflow server --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
     export MLFLOW_TRACKING_URI=http://127.0.0.1:5000
@@ -252,6 +254,18 @@ def _experiment_id(client: Any, uri: str) -> str:
         return exp.experiment_id
 
 
+def _store_creation_lock(uri: str):
+    """One process at a time opens a local SQLite store. The first to open it creates its tables
+    (MLflow's schema migrations), and a second opening it meanwhile fails half-way (`table
+    _alembic_tmp_... already exists`): two stages starting together on a fresh clone (`pkd repro
+    --jobs 2`, `dvc queue start -j 2`) would lose one stage's run."""
+    if not uri.startswith("sqlite:///"):
+        return contextlib.nullcontext()
+    from filelock import FileLock
+
+    return FileLock(uri.removeprefix("sqlite:///") + ".lock", timeout=300)
+
+
 def _group_parent(client: Any, exp_id: str, group: str, commit: str) -> str:
     found = client.search_runs(
         [exp_id], f"tags.`pkd.run_group` = '{group}' and tags.`pkd.role` = 'group'",
@@ -273,8 +287,11 @@ def _start(stage: str, params: Mapping[str, Any], tags: dict[str, Any], uri: str
     from mlflow.entities import Param
     from mlflow.tracking import MlflowClient
 
-    client, root = MlflowClient(tracking_uri=uri), find_repo_root()
-    exp_id, commit = _experiment_id(client, uri), git_commit(root)
+    with _store_creation_lock(uri):  # the client opens (and, the first time, creates) the store
+        client = MlflowClient(tracking_uri=uri)
+        exp_id = _experiment_id(client, uri)
+    root = find_repo_root()
+    commit = git_commit(root)
     group = run_group_id(root, commit)
     tags = {k: v for k, v in tags.items() if v is not None}
     explicit = tags.pop("dvc_stage", None)

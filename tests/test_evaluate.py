@@ -1,7 +1,6 @@
 """Scoring and GLUE submission files (pkd/evaluate.py)."""
 import numpy as np
 import pytest
-import torch
 from transformers import DataCollatorWithPadding
 
 from pkd.data import get_task

@@ -190,10 +190,14 @@ def test_every_int8_recipe_name_has_options_and_an_unknown_one_is_refused(tmp_pa
 
 
 @pytest.mark.parametrize("recipe", ["per_channel", "fp32_head", "preprocess", "fused"])
-def test_each_int8_recipe_gives_a_model_that_predicts_like_fp32(recipe, tiny_bert, tmp_path):
+def test_each_int8_recipe_gives_a_model_that_predicts_like_fp32(recipe, tiny_bert, tmp_path, monkeypatch):
     """Each recipe quantises (its int8 file is smaller than fp32) and keeps the logits close
-    to the fp32 export's on a random tiny BERT."""
+    to the fp32 export's on a random tiny BERT, leaving nothing in the working directory."""
     import numpy as np
+
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
 
     from pkd.deploy.export import OnnxClassifier, export_onnx, quantize_int8
     from pkd.models import build_teacher
@@ -202,7 +206,8 @@ def test_each_int8_recipe_gives_a_model_that_predicts_like_fp32(recipe, tiny_ber
     fp32 = export_onnx(model, tmp_path / "model.onnx")
     int8 = quantize_int8(fp32, tmp_path / f"{recipe}.onnx", recipe)
     assert int8.stat().st_size < 0.6 * fp32.stat().st_size
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["model.onnx", f"{recipe}.onnx"])  # no leftovers
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["cwd", "model.onnx", f"{recipe}.onnx"])  # no leftovers
+    assert list(cwd.iterdir()) == []
     batch = {"input_ids": np.array([[2, 40, 41, 42, 3]]), "attention_mask": np.ones((1, 5), dtype=np.int64),
              "token_type_ids": np.zeros((1, 5), dtype=np.int64)}
     ref, out = OnnxClassifier(fp32)(batch), OnnxClassifier(int8)(batch)

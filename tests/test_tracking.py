@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -175,6 +171,32 @@ def test_concurrent_writers_against_server(repo, server):
     assert 1 <= len(parents) <= 2
     assert {r.data.tags["mlflow.parentRunId"] for r in stages} <= {p.info.run_id for p in parents}
     assert len({r.data.tags["pkd.run_group"] for r in stages + parents}) == 1
+
+
+SQLITE_STARTER = """
+import sys, time
+import mlflow.tracking  # imported before the start line, so that the stages open the store together
+from pkd.tracking import stage_run
+while time.time() < float(sys.argv[2]):
+    time.sleep(0.001)
+with stage_run("teacher", params={"worker": sys.argv[1]}, tags={"task": "t" + sys.argv[1]}) as run:
+    run.log_metrics({"acc": 0.5})
+"""
+
+
+def test_stages_opening_a_new_sqlite_store_at_once_are_all_tracked(repo):
+    """`pkd repro --jobs 2` on a fresh clone starts two stages on a store that does not exist
+    yet: each opens it, and MLflow creates its tables in whichever process comes first."""
+    env = {k: v for k, v in os.environ.items() if k not in ENV}
+    env.update(PYTHONPATH=str(REPO), PKD_TRACKING_STRICT="1")  # a lost run = an error
+    start = time.time() + 12  # after every process has imported mlflow
+    procs = [subprocess.Popen([sys.executable, "-c", SQLITE_STARTER, str(w), str(start)], cwd=repo, env=env,
+                              stderr=subprocess.PIPE, text=True) for w in range(3)]
+    errors = [p.communicate(timeout=180)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], errors
+    client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    exp_id = client.get_experiment_by_name("pkd").experiment_id
+    assert len(client.search_runs([exp_id], "tags.`pkd.stage` = 'teacher'")) == 3
 
 
 def tracking_warnings(capsys) -> list[str]:
