@@ -45,8 +45,8 @@ class DataParams(_Section):
     max_seq_length: int = Field(gt=0, le=512)
     max_train_samples: int | None = Field(default=None, gt=0)
     max_eval_samples: int | None = Field(default=None, gt=0)
-    builtin_train_size: int = Field(default=1600, gt=0)
-    builtin_dev_size: int = Field(default=1000, gt=0)
+    builtin_train_size: int = Field(default=1000, gt=0)
+    builtin_dev_size: int = Field(default=500, gt=0)
 
     @field_validator("source")
     @classmethod
@@ -269,7 +269,7 @@ class StrategyParams(_Section):
 class TimingParams(_Section):
     warmup: int = Field(default=1, ge=0)
     repeats: int = Field(default=3, gt=0)
-    max_examples: int = Field(default=64, gt=0)
+    max_examples: int = Field(default=32, gt=0)
     threads: int | None = Field(default=None, gt=0)
 
 
