@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -88,6 +89,12 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         key = f"{prefix}{k}"
         out.update(flatten(v, key + ".") if isinstance(v, Mapping) else {key: v})
     return out
+
+
+def _param_name(key: str) -> str:
+    """`key` as a name MLflow takes: it refuses any but alphanumerics, _ - . : / and spaces, and with
+    them the whole run, so a display name ("seed (teacher, data)") loses the rest ("seed teacher data")."""
+    return " ".join(re.sub(r"[^\w\-.:/ ]", " ", key).split())
 
 
 def _numeric(d: Mapping[str, Any]) -> dict[str, float]:
@@ -310,7 +317,7 @@ def _start(stage: str, params: Mapping[str, Any], tags: dict[str, Any], uri: str
     run = client.create_run(exp_id, run_name=f"{stage}@{label}" if label else stage,
                             tags=run_tags)
     handle = StageRun(stage, uri, client, run.info.run_id, parent)
-    client.log_batch(handle.run_id, params=[Param(k, str(v)[:MAX_PARAM_VALUE_LENGTH])
+    client.log_batch(handle.run_id, params=[Param(_param_name(k), str(v)[:MAX_PARAM_VALUE_LENGTH])
                                             for k, v in flatten(params).items()])
     return handle
 

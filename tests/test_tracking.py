@@ -199,6 +199,16 @@ def test_stages_opening_a_new_sqlite_store_at_once_are_all_tracked(repo):
     assert len(client.search_runs([exp_id], "tags.`pkd.stage` = 'teacher'")) == 3
 
 
+def test_param_names_mlflow_refuses_are_logged_under_a_name_it_takes(repo, monkeypatch):
+    """The report stage's params are its table's row names, e.g. "seed (teacher, data)": MLflow
+    takes only alphanumerics, _ - . : / and spaces in a name, and refused the whole run."""
+    monkeypatch.setenv("PKD_TRACKING_STRICT", "1")
+    with stage_run("report", params={"seed (teacher, data)": 42, "student seeds": "1, 2"}, tags={}) as run:
+        pass
+    params = MlflowClient(tracking_uri=f"sqlite:///{repo}/mlflow.db").get_run(run.run_id).data.params
+    assert params == {"seed teacher data": "42", "student seeds": "1, 2"}
+
+
 def tracking_warnings(capsys) -> list[str]:
     return [line for line in capsys.readouterr().err.splitlines() if "pkd.tracking" in line]
 
