@@ -305,3 +305,25 @@ def test_float16_cache_trains_the_same_student_as_float32(trained_teacher, tiny_
         for key in ("loss_ce", "loss_ds", "loss_pt"):
             assert h16[key] == pytest.approx(h32[key], rel=1e-2, abs=1e-6), key
         assert abs(h16["dev_accuracy"] - h32["dev_accuracy"]) <= 1 / 48  # at most one of 48 dev examples
+
+
+def test_length_grouped_sampler_gets_the_lengths_as_a_list(tiny_bert, tiny_splits, tmp_path):
+    """Trainer hands LengthGroupedSampler `dataset["length"]`, which datasets returns as a lazy
+    Column: every lengths[i] is then a table lookup, and grouping looks each one up per epoch
+    (seconds per epoch at SST-2 size). A list gives the same batches."""
+    from transformers.trainer_pt_utils import get_length_grouped_indices
+
+    train = training_view(tiny_splits["train"])
+    trainer = DistillationTrainer(
+        model=build_student(str(tiny_bert), 2, TASK),
+        args=training_arguments(PARAMS, output_dir=tmp_path, seed=0, learning_rate=1e-3),
+        train_dataset=train, eval_dataset=training_view(tiny_splits["dev"]),
+        data_collator=DataCollatorWithPadding(load_tokenizer(str(tiny_bert))),
+    )
+    sampler = trainer._get_train_sampler()
+    assert type(sampler.lengths) is list
+    assert sampler.lengths == list(train["length"])
+    generator = torch.Generator().manual_seed(0)
+    expected = get_length_grouped_indices(list(train["length"]), sampler.batch_size, generator=generator)
+    sampler.generator = torch.Generator().manual_seed(0)
+    assert list(iter(sampler)) == expected
