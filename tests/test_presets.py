@@ -230,3 +230,36 @@ def test_the_documented_command_turns_export_on(small_repo):
         assert (diff["export.tasks"]["old"], diff["export.tasks"]["new"]) == ("[]", str(["builtin_sentiment", "builtin_pair"]))
     finally:
         run_cmd(["git", "checkout", "params.yaml"], root)
+
+
+def test_authors_rte3_preset_resolves_each_students_recipe_as_the_authors_table(tmp_path):
+    """presets/rte-mpnet-12to3-authors.yaml: the authors' RTE 3-layer rows (docs/method.md), per student."""
+    from pkd.students import loss_config
+
+    glue = tmp_path / "glue"
+    glue.mkdir()
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text((ROOT / "params.yaml").read_text())
+    apply_preset("rte-mpnet-12to3-authors", params_file, ROOT / "presets", glue_dir=str(glue))
+    params = parse_params(yaml.safe_load(params_file.read_text()))
+    teacher = yaml.safe_load((ROOT / "presets/rte-mpnet-12to3.yaml").read_text())["teacher"]
+    assert params.teacher.model_dump(include=set(teacher)) == teacher  # the issue-19 run's teacher
+    assert params.data.tasks == ["rte"] and params.data.max_seq_length == 128
+    assert params.student.depths == [3] and params.student.seeds == [1, 2, 3, 4, 5]
+    assert params.student.epochs == 4 and params.student.batch_size == 32
+    assert params.student.strategies == ["ft", "kd", "pkd_skip"]
+    expected = {  # strategy: (lr, T, alpha, beta, normalised)
+        "ft": (5e-5, None, 0.0, 0.0, None),
+        "kd": (2e-5, 20.0, 0.2, 0.0, None),
+        "pkd_skip": (2e-5, 20.0, 0.2, 10.0, False),
+        "pkd_last": (2e-5, 20.0, 0.2, 10.0, False),
+    }
+    for strategy, (lr, temperature, alpha, beta, normalised) in expected.items():
+        loss = loss_config(params, strategy, "rte", 3, teacher_depth=12)
+        assert params.student_learning_rate(strategy, "rte") == lr
+        assert (loss.alpha, loss.beta) == (alpha, beta)
+        if temperature is not None:
+            assert loss.temperature == temperature
+        if normalised is not None:
+            assert loss.normalize_patience is normalised
+    assert loss_config(params, "pkd_skip", "rte", 3, teacher_depth=12).patient_layers == [4, 8]
