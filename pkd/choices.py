@@ -16,3 +16,4 @@ INT8_RECIPES = (  # dynamic int8 quantisation of the ONNX export (pkd.deploy.exp
     "default", "per_channel", "reduce_range", "per_channel+reduce_range", "matmul_only", "per_channel+matmul_only",
     "fp32_head", "per_channel+fp32_head", "preprocess", "fused", "fused+per_channel", "fused+per_channel+matmul_only",
 )
+SELECTIONS = ("last", "best_dev")  # which epoch of each run the report scores (pkd.report.selection)

@@ -15,7 +15,7 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationI
                       model_validator)
 
 from pkd import strategies as registry
-from pkd.choices import CACHE_DTYPES, INT8_RECIPES, KD_REDUCTIONS, POOLINGS, PRECISIONS
+from pkd.choices import CACHE_DTYPES, INT8_RECIPES, KD_REDUCTIONS, POOLINGS, PRECISIONS, SELECTIONS
 from pkd.data.custom import CustomTaskSpec
 from pkd.data.sources import SOURCES, needed_sources, task_input
 from pkd.data.tasks import TASKS, get_task
@@ -288,6 +288,12 @@ class ExportParams(_Section):
     tasks: list[str] | None = None
 
 
+class ReportParams(_Section):
+    # last: the saved model (the default: what ships). best_dev: each run's best epoch on dev, from
+    # its training history, the authors' protocol; it selects on the split it scores (pkd/report/selection.py).
+    selection: Literal[SELECTIONS] = "last"
+
+
 def export_tasks(enabled: bool, tasks: list[str]) -> list[str]:
     """export.tasks for export.enabled and data.tasks."""
     return list(tasks) if enabled else []
@@ -308,6 +314,7 @@ class Params(_Section):
     strategies: dict[str, StrategyParams]
     timing: TimingParams = TimingParams()
     export: ExportParams = ExportParams()
+    report: ReportParams = ReportParams()
 
     @model_validator(mode="before")
     @classmethod

@@ -20,9 +20,14 @@ def main() -> None:
         **({"student init checkpoint": params.student.init_checkpoint} if params.student.init_checkpoint else {}),
         "seed (teacher, data)": params.seed,
         "student seeds": ", ".join(map(str, params.student.seeds)),
+        "selection": params.report.selection,
     }
+    # The weights the students trained with: the loss-terms table shows each weighted term's share.
+    weights = {name: {"alpha": s.alpha, "beta": s.beta} for name, s in params.strategies.items()
+               if name in params.student.strategies}
     with stage_run("report", params=config, tags={}) as run:
-        outputs = build_report(paths.METRICS, paths.REPORTS, config)
+        outputs = build_report(paths.METRICS, paths.REPORTS, config, selected=params.report.selection,
+                               loss_weights=weights)
         for path in outputs.values():
             run.log_artifact(path)
 

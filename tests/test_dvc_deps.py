@@ -191,7 +191,8 @@ def test_what_each_change_reaches_in_the_dag(tmp_path):
 
     params["strategies"]["pkd_skip"]["beta"] = 500.0  # the paper's sweep axis: its students, not the cache
     write(params)
-    assert changed_stages(tmp_path, env) == {f"distill@{task}-pkd_skip-2-42"}
+    # ... and the report, whose loss-terms table weighs each term with its strategy's alpha and beta.
+    assert changed_stages(tmp_path, env) == {f"distill@{task}-pkd_skip-2-42", "report"}
     params["strategies"]["pkd_skip"]["beta"] = default_beta
 
     params["teacher"]["cache_dtype"] = "bfloat16"  # not the default

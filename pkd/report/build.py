@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import pandas as pd
 
 from pkd import strategies as registry
 from pkd.io import write_bytes
-from pkd.report import figures, paper, stats, tables
+from pkd.report import figures, paper, selection, stats, tables
 from pkd.report.load import Metrics, load_metrics
 from pkd.report.render import Block, Bullets, Heading, Image, Para, Table, to_html, to_markdown
 
@@ -116,7 +117,8 @@ def _authors_blocks(columns: list[tables.Column]) -> list[Block]:
     if not paper.authors_columns(columns):
         return []
     return [Table(paper.authors_table(columns),
-                  "The authors' own dev accuracy for these tasks (BERT-base teacher; docs/method.md)",
+                  "The authors' own dev accuracy for these tasks (BERT-base teacher; each run's best "
+                  "epoch on dev, best grid point on dev; docs/method.md)",
                   ["Retention (% of their teacher) in parentheses. MRPC: accuracy."])]
 
 
@@ -149,7 +151,8 @@ def _legend(strategies: list[str], sep: str) -> str:
 def _blocks(m: Metrics, config: dict[str, Any], split: str, t1: pd.DataFrame,
             paired: pd.DataFrame, retention: pd.DataFrame, t2: pd.DataFrame, t3: pd.DataFrame,
             figs: dict[str, bytes], columns: list[tables.Column],
-            t4: pd.DataFrame | None = None) -> list[Block]:
+            t4: pd.DataFrame | None = None, selected: str = "last",
+            losses: pd.DataFrame | None = None) -> list[Block]:
     col_notes = _column_notes(m, columns)
     avg_note = (f"Average: mean of the main metric over the {len(columns)} score columns, "
                 "per seed and from unrounded values, then mean±std over seeds; `-` where a "
@@ -158,15 +161,23 @@ def _blocks(m: Metrics, config: dict[str, Any], split: str, t1: pd.DataFrame,
                  "their mean ± sample standard deviation (ddof 1), or the single value. The "
                  "teacher is one model.")
     main, kd = registry.label(registry.PKD), registry.label(registry.KD)
+    # Where the epochs are dev-selected, every table built from them says so in its caption.
+    scored = split if selected == "last" else f"{split}, best epoch per run: dev-selected, optimistic"
+    selection_notes = [] if selected == "last" else [
+        f"Selection: {selection.LABELS[selected]}. Each run is scored at the epoch with its best "
+        f"{split} main metric, read from its training history; the saved model is the last "
+        "epoch's, so these are not the scores of the models that Tables 3-4 time and export. "
+        "Best epoch: mean over runs and columns, of the epochs trained."]
     blocks: list[Block] = [
         Heading(TITLE, 1),
         Para(f"Every number in this report is read from the metrics files listed under "
              f"Sources, in `{m.metrics_dir}`. Scores are x100 with one decimal, on the "
-             f"`{split}` split."),
+             f"`{split}` split, at the {selection.LABELS[selected]}."),
         Heading("Configuration"),
         Table(_config_table(config, m.metrics_dir, split), "Run configuration"),
         Heading("Table 1: main results"),
-        Table(t1, f"Table 1. Teacher and students ({split}); {_legend(tables.table1_strategies(), ' = ')}", [
+        Table(t1, f"Table 1. Teacher and students ({scored}); {_legend(tables.table1_strategies(), ' = ')}", [
+            *selection_notes,
             f"{main}, the paper's main method, is its Table 1's PKD; Table 2 compares the "
             "layer maps of the patient loss.",
             "Layers: encoder layers of the model (teacher N, student M).", seed_note,
@@ -175,21 +186,21 @@ def _blocks(m: Metrics, config: dict[str, Any], split: str, t1: pd.DataFrame,
             f"{split} scores with the authors' own dev results.",
         ]),
         Heading("Paired differences between methods"),
-        Table(paired, f"Paired differences ({split}, main metric, points x100)", [
+        Table(paired, f"Paired differences ({scored}, main metric, points x100)", [
             stats.METHOD,
             "An interval that contains 0 reads \"no measurable difference\", whatever the "
             "sign of the mean: the methods are then not ordered by this run.",
             "Column `Average`: the per-seed average over all score columns.",
         ]),
         Heading("Retention"),
-        Table(retention, f"Retention: student / teacher main {split} metric (%), mean over seeds", [
+        Table(retention, f"Retention: student / teacher main {split} metric (%), mean over seeds ({scored})", [
             "In parentheses: the authors' retention at the same compression ratio N/M "
             "(BERT-base 12L teacher; their 6L students are 2x, their 3L students 4x), from "
             f"their own dev results (docs/method.md). Their 3-layer PKD is {main}.",
         ]),
         *_authors_blocks(columns),
         Heading(f"Table 2: {' vs '.join(map(registry.label, tables.table2_strategies()))}"),
-        Table(t2, f"Table 2. Which teacher layers to learn from ({split})", [
+        Table(t2, f"Table 2. Which teacher layers to learn from ({scored})", [
             f"{_legend(tables.table2_strategies(), ': ')}. Cells as in Table 1; their paired "
             "differences are in the table above.", avg_note,
         ]),
@@ -224,6 +235,13 @@ def _blocks(m: Metrics, config: dict[str, Any], split: str, t1: pd.DataFrame,
               f"{' and '.join(f'{v}x' for v in paper.AUTHORS_SPEEDUPS.values())}, dev accuracy "
               "relative to the teacher averaged over six GLUE tasks) - theirs, not measured here."),
     ]
+    if losses is not None and not losses.empty:
+        blocks += [Heading("Loss terms"),
+                   Table(losses, "The weighted loss terms of the distilled students in their first and "
+                         "last epoch: mean over seeds (share of the training loss, %)", [
+                             "L = (1−α)·L_CE + α·L_DS + β·L_PT with each strategy's α and β; a term's "
+                             "share shows whether its weight made it negligible or dominant.",
+                             "Epoch means of the training batches, from the training histories."])]
     if m.sweep is not None:
         blocks += [Heading("Hyper-parameter sweep"),
                    Table(m.sweep.fillna("-").astype(str),
@@ -249,22 +267,31 @@ def _blocks(m: Metrics, config: dict[str, Any], split: str, t1: pd.DataFrame,
 
 
 def build_report(metrics_dir: Path, out_dir: Path, config: dict[str, Any],
-                 *, split: str = "dev") -> dict[str, Path]:
+                 *, split: str = "dev", selected: str = "last",
+                 loss_weights: dict[str, dict[str, float]] | None = None) -> dict[str, Path]:
     """Render the paper-style report from the metrics files under metrics_dir.
 
     config: a summary of the run (teacher checkpoint, tasks, depths, preset, data
     source, seed, ...) shown at the top; a "tasks" list, if given, sets the column
     order. split: which eval split the tables score ("dev", or "test" where labelled).
-    Returns {file name: path} for every file written into out_dir (see OUTPUTS).
+    selected: report.selection, "last" (the saved models) or "best_dev" (each run's best
+    dev epoch, pkd.report.selection). loss_weights: {strategy: {"alpha", "beta"}}, for the
+    loss-terms table (none without it). Returns {file name: path} for every file written into out_dir (see OUTPUTS).
     Raises ValueError, naming the directory, when there are no eval files.
     """
     metrics_dir, out_dir = Path(metrics_dir), Path(out_dir)
+    selection.check_selection(selected, split)
     m = load_metrics(metrics_dir)
+    epochs = None
+    if selected == "best_dev":
+        evals, epochs = selection.best_dev(m)
+        m = dataclasses.replace(m, evals=evals)
     tasks = tables.task_order(m.evals, config.get("tasks") if isinstance(config, dict) else None)
     columns = tables.score_columns(m.evals, split, tasks)
     sc = tables.scores(m, columns)
     summ = tables.summary(sc, columns)
-    t1 = tables.table1_main(m, summ, columns)
+    t1 = tables.table1_main(m, summ, columns,
+                            best_epochs=None if epochs is None else tables.best_epoch_cells(sc, epochs))
     paired = tables.paired_differences(m, sc, columns)
     teacher_depths = {int(d) for d in m.evals.loc[m.evals["role"] == "teacher", "depth"]}
     retention = paper.retention_table(
@@ -283,7 +310,8 @@ def build_report(metrics_dir: Path, out_dir: Path, config: dict[str, Any],
         "fig_accuracy_vs_speedup.png": figures.accuracy_vs_speedup(
             _speedup_points(m, summ, columns), f"average {split} main metric, % of the teacher's"),
     }
-    blocks = _blocks(m, dict(config), split, t1, paired, retention, t2, t3, figs, columns, t4)
+    losses = tables.loss_terms(m.histories, loss_weights) if loss_weights else None
+    blocks = _blocks(m, dict(config), split, t1, paired, retention, t2, t3, figs, columns, t4, selected, losses)
     contents: dict[str, bytes] = {
         "table1_main.csv": t1.to_csv(index=False).encode(),
         "table1_paired_differences.csv": paired.to_csv(index=False).encode(),

@@ -157,9 +157,10 @@ def teacher_depth_label(evals: pd.DataFrame) -> str:
 
 
 def _table(summ: pd.DataFrame, columns: Sequence[Column],
-           rows: Sequence[tuple[str, str, str]]) -> pd.DataFrame:
+           rows: Sequence[tuple[str, str, str]], best_epochs: dict[str, str] | None = None) -> pd.DataFrame:
     """rows: (Model label, Layers, group); absent groups are left out. Seeds: how many
-    students each cell summarises (mean±std over them)."""
+    students each cell summarises (mean±std over them). best_epochs: {group: cell}, a
+    "Best epoch" column after Seeds (report.selection best_dev)."""
     cells = summ.set_index(["group", "column"])["cell"]
     counts = summ.groupby("group")["n"].max()
     records = []
@@ -167,11 +168,13 @@ def _table(summ: pd.DataFrame, columns: Sequence[Column],
         if group not in counts.index:
             continue
         rec = {"Model": label, "Layers": layers, "Seeds": str(int(counts[group]))}
+        if best_epochs is not None:
+            rec["Best epoch"] = best_epochs.get(group, MISSING)
         for c in [*(c.label for c in columns), AVERAGE]:
             rec[c] = cells.get((group, c), MISSING)
         records.append(rec)
-    return pd.DataFrame.from_records(
-        records, columns=["Model", "Layers", "Seeds", *[c.label for c in columns], AVERAGE])
+    first = ["Model", "Layers", "Seeds", *(["Best epoch"] if best_epochs is not None else [])]
+    return pd.DataFrame.from_records(records, columns=[*first, *[c.label for c in columns], AVERAGE])
 
 
 def table1_strategies() -> list[str]:
@@ -192,9 +195,10 @@ def _strategy_rows(m: Metrics, strategies: Sequence[str]) -> list[tuple[str, str
     return [(registry.label(s), str(d), f"{s}-{d}") for d in student_depths(m.evals) for s in strategies]
 
 
-def table1_main(m: Metrics, summ: pd.DataFrame, columns: Sequence[Column]) -> pd.DataFrame:
+def table1_main(m: Metrics, summ: pd.DataFrame, columns: Sequence[Column],
+                best_epochs: dict[str, str] | None = None) -> pd.DataFrame:
     rows = [("Teacher", teacher_depth_label(m.evals), "teacher"), *_strategy_rows(m, table1_strategies())]
-    return _table(summ, columns, rows)
+    return _table(summ, columns, rows, best_epochs)
 
 
 def table2_skip_vs_last(m: Metrics, summ: pd.DataFrame, columns: Sequence[Column]) -> pd.DataFrame:
@@ -327,3 +331,40 @@ def table4_deployment(exports: pd.DataFrame | None) -> pd.DataFrame:
             num("onnx_fp32", "size_mb", ".1f"), num("onnx_int8", "size_mb", ".1f"),
         ])))
     return pd.DataFrame.from_records(records, columns=TABLE4_COLUMNS)
+
+
+LOSS_COLUMNS = ["Task", "Model", "Layers", "Seeds", "Epoch", "(1−α)·L_CE", "α·L_DS", "β·L_PT"]
+
+
+def loss_terms(histories: pd.DataFrame, weights: dict[str, dict[str, float]]) -> pd.DataFrame:
+    """Each weighted loss term of the distilling strategies, in their first and last epoch:
+    its mean over seeds and, in parentheses, its mean share of the training loss (%).
+
+    weights: {strategy: {"alpha": a, "beta": b}}, the params the students trained with. The
+    histories hold the unweighted per-epoch means loss_ce, loss_ds and loss_pt."""
+    needed = {"loss_ce", "loss_ds", "loss_pt", "strategy"}
+    if histories.empty or not needed <= set(histories.columns):
+        return pd.DataFrame(columns=LOSS_COLUMNS)
+    students = histories[histories["strategy"].notna() & histories["loss_ce"].notna()]
+    records = []
+    for (task, strategy, depth), grp in students.groupby(["task", "strategy", "depth"], sort=False):
+        w = weights.get(strategy)
+        if not w or (w["alpha"] == 0 and w["beta"] == 0):
+            continue
+        trained = grp[grp["epoch"] >= 1]
+        for epoch in sorted({int(trained["epoch"].min()), int(trained["epoch"].max())}):
+            at = trained[trained["epoch"] == epoch]
+            terms = pd.DataFrame({"ce": (1 - w["alpha"]) * at["loss_ce"], "ds": w["alpha"] * at["loss_ds"],
+                                  "pt": w["beta"] * at["loss_pt"]})
+            shares = terms.div(terms.sum(axis=1), axis=0)
+            cells = [f"{terms[k].mean():.3g} ({100 * shares[k].mean():.0f}%)" for k in ("ce", "ds", "pt")]
+            records.append(dict(zip(LOSS_COLUMNS, [task, registry.label(strategy), str(int(depth)),
+                                                   str(len(at)), str(epoch), *cells])))
+    return pd.DataFrame.from_records(records, columns=LOSS_COLUMNS)
+
+
+def best_epoch_cells(sc: pd.DataFrame, epochs: pd.DataFrame) -> dict[str, str]:
+    """Per group: the mean best dev epoch over its runs and columns, and the epochs trained ("2.7 of 4")."""
+    chosen = sc[["model", "group"]].drop_duplicates().merge(epochs, on="model")
+    return {group: f"{grp['epoch'].mean():.1f} of {int(grp['of'].max())}"
+            for group, grp in chosen.groupby("group", sort=False)}
