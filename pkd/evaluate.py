@@ -3,6 +3,8 @@
 GLUE's test labels are hidden (-1 in our schema): such a split is never
 scored (scoring it is how users of the authors' code got "MRPC accuracy
 0.28"); its predictions are written in the leaderboard's submission format.
+A split with some labelled rows (a custom task's test) is scored on those rows
+alone; `n` is their number.
 
 MNLI's evaluation also writes the leaderboard's two files that no task trains
 for, so a submission folder is complete: AX.tsv (the diagnostic set, predicted
@@ -12,6 +14,7 @@ class; all 0, "not_entailment", for the 146 test rows when no WNLI data is given
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +23,7 @@ from datasets import Dataset, DatasetDict
 from tqdm.auto import tqdm
 from transformers import DataCollatorWithPadding
 
+from pkd.data.schema import labelled_rows
 from pkd.data.tasks import DIAGNOSTIC_SPLIT, WNLI_SPLIT, WNLI_TEST_SIZE, TaskInfo
 from pkd.families import model_inputs
 from pkd.metrics import glue_metrics, logits_to_predictions
@@ -49,11 +53,6 @@ def predict_logits(
     return logits
 
 
-def is_labelled(split: Dataset) -> bool:
-    labels = np.asarray(split["label"])
-    return bool(len(labels)) and not np.all(labels == -1)
-
-
 def evaluate_splits(
     model, tokenizer, splits: DatasetDict, task: TaskInfo, out_dir: Path, precision: str = "fp32"
 ) -> dict[str, dict]:
@@ -69,10 +68,14 @@ def evaluate_splits(
         split = splits[name]
         logits = predict_logits(model, split, collator, desc=f"predict {task.name} {name}", precision=precision)
         preds = logits_to_predictions(logits, task.is_regression)
-        if is_labelled(split):
-            labels = np.asarray(split["label"])
-            results[name] = {**glue_metrics(task.metric_names, preds, labels), "n": len(split)}
-            write_labelled_predictions(out_dir / f"{name}.tsv", split["idx"], preds, labels)
+        labels = np.asarray(split["label"])
+        scored = labelled_rows(labels, task)
+        if scored.any():
+            n = int(scored.sum())
+            if n < len(split):
+                print(f"{task.name} {name}: scored the {n} labelled rows of {len(split)}", file=sys.stderr)
+            results[name] = {**glue_metrics(task.metric_names, preds[scored], labels[scored]), "n": n}
+            write_labelled_predictions(out_dir / f"{name}.tsv", split["idx"], preds, labels, scored)
         else:
             write_submission(out_dir / f"{task.submission_name(name)}.tsv", split["idx"], preds, task)
     if WNLI_SPLIT in task.leaderboard_extras:
@@ -92,12 +95,13 @@ def write_wnli(path: Path, wnli: Dataset | None) -> None:
         writer.writerows(rows)
 
 
-def write_labelled_predictions(path: Path, idx, preds, labels) -> None:
-    """A labelled split's predictions beside the gold labels: idx, prediction, label."""
+def write_labelled_predictions(path: Path, idx, preds, labels, scored) -> None:
+    """A labelled split's predictions beside the gold labels: idx, prediction, label (empty where unlabelled)."""
+    gold = [label if known else "" for label, known in zip(labels.tolist(), scored.tolist())]
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
         writer.writerow(["idx", "prediction", "label"])
-        writer.writerows(zip(idx, preds.tolist(), labels.tolist()))
+        writer.writerows(zip(idx, preds.tolist(), gold))
 
 
 def write_submission(path: Path, idx, preds, task: TaskInfo) -> None:

@@ -64,6 +64,8 @@ def _spearman(pred: np.ndarray, gold: np.ndarray) -> float:
     return float(spearmanr(pred, gold)[0])
 
 
+REGRESSION_METRICS = ("pearson", "spearmanr")
+
 METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "accuracy": _accuracy,
     "f1": _f1,
@@ -112,6 +114,10 @@ def glue_metrics(
         )
     if pred.size == 0:
         raise ValueError("glue_metrics: no examples to score")
+    # An unlabelled row would count as a class (-1) or poison a correlation (NaN).
+    regression = any(n in REGRESSION_METRICS for n in names)
+    if np.any(np.isnan(gold.astype(float))) or (not regression and np.any(gold == -1)):
+        raise ValueError("glue_metrics: labels include unlabelled rows (-1 or NaN); score the labelled rows only")
     results: dict[str, float | None] = {}
     for name in names:
         value = METRICS[name](pred, gold)

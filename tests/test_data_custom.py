@@ -84,7 +84,17 @@ def test_jsonl_pairs_regression_and_unlabelled_test(tmp_path):
     assert info.is_regression and info.num_labels == 1 and info.metric_names == ("pearson", "spearmanr")
     assert info.main_metric == "pearson" and info.has_pair and info.test_splits == ("test",)
     assert splits["train"]["label"] == [4.5, 0.0] and splits["train"]["text_b"] == ["a person sings", "the stock market"]
-    assert splits["test"]["label"] == [-1.0] and splits["test"]["text_a"] == ["x"]
+    assert np.isnan(splits["test"]["label"]).all() and splits["test"]["text_a"] == ["x"]
+
+
+def test_a_missing_regression_target_is_nan_so_minus_one_stays_a_target(tmp_path):
+    rows = [["a", "0.5"], ["b", "-1"]]
+    spec = CustomTaskSpec(train=str(write_csv(tmp_path / "r/train.csv", ["t", "y"], rows)),
+                          dev=str(write_csv(tmp_path / "r/dev.csv", ["t", "y"], rows)),
+                          test=str(write_csv(tmp_path / "r/test.csv", ["t", "y"], [["c", "-1.0"], ["d", ""]])),
+                          text="t", label="y", regression=True)
+    test = read_custom_task("r", spec)[0]["test"]["label"]
+    assert test[0] == -1.0 and np.isnan(test[1])
 
 
 def test_tsv_and_parquet(tmp_path):

@@ -84,3 +84,41 @@ def test_submission_files_follow_the_leaderboard_format(name, split, file, rows,
     path = tmp_path / f"{file}.tsv"
     write_submission(path, [0, 1, 2], preds, task)
     assert path.read_text() == "index\tprediction\n" + "".join(f"{i}\t{r}\n" for i, r in enumerate(rows))
+
+
+def _scored(monkeypatch, tmp_path, task, labels, preds):
+    """evaluate_splits on a prepared test split with these labels, the model's predictions fixed."""
+    from datasets import Dataset, DatasetDict
+
+    from pkd import evaluate
+    from pkd.data.schema import features_for
+
+    logits = (np.asarray(preds, dtype=np.float32)[:, None] if task.is_regression
+              else np.eye(task.num_labels, dtype=np.float32)[preds])
+    monkeypatch.setattr(evaluate, "predict_logits", lambda *a, **k: logits)
+    split = Dataset.from_dict({"idx": list(range(len(labels))), "text_a": ["x"] * len(labels),
+                               "text_b": [None] * len(labels), "label": labels}, features=features_for(task))
+    return evaluate.evaluate_splits(None, None, DatasetDict({"test": split}), task, tmp_path)
+
+
+def test_a_partly_labelled_test_split_is_scored_on_its_labelled_rows(monkeypatch, tmp_path):
+    from pkd.data.custom import CustomTaskSpec, task_info
+
+    spec = CustomTaskSpec(train="t.csv", dev="d.csv", test="x.csv", text="t", label="l")
+    task = task_info("t", spec, ("neg", "pos"))
+    results = _scored(monkeypatch, tmp_path, task, [0, 1, -1, -1], [0, 1, 0, 1])
+    assert results["test"] == {"accuracy": 1.0, "macro_f1": 1.0, "matthews_corrcoef": 1.0, "n": 2}
+    rows = _tsv(tmp_path / "test.tsv")
+    assert rows == [["idx", "prediction", "label"], ["0", "0", "0"], ["1", "1", "1"], ["2", "0", ""], ["3", "1", ""]]
+
+
+def test_a_regression_target_of_minus_one_is_a_label(monkeypatch, tmp_path):
+    from pkd.data.custom import CustomTaskSpec, task_info
+
+    spec = CustomTaskSpec(train="t.csv", dev="d.csv", test="x.csv", text="t", label="l", regression=True)
+    task = task_info("t", spec, ())
+    results = _scored(monkeypatch, tmp_path, task, [-1.0, 2.0, float("nan"), 0.5], [-1.0, 2.0, 9.0, 0.5])
+    assert results["test"]["pearson"] == pytest.approx(1.0) and results["test"]["n"] == 3
+    with pytest.warns(UserWarning, match="constant"):
+        results = _scored(monkeypatch, tmp_path, task, [-1.0, -1.0], [0.5, 1.0])
+    assert results["test"] == {"pearson": None, "spearmanr": None, "n": 2}  # scored, not taken for unlabelled

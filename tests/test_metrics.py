@@ -98,3 +98,12 @@ def test_undefined_correlation_is_none_with_a_warning_and_valid_json():
         out = glue_metrics(("pearson", "spearmanr"), [2.5, 2.5, 2.5], [1.0, 2.0, 4.0])
     assert out == {"pearson": None, "spearmanr": None}
     assert json.loads(json.dumps(out, allow_nan=False)) == out  # null, never NaN
+
+
+def test_unlabelled_rows_are_refused_not_scored_as_a_class():
+    # -1 (a class id) or NaN (a regression target) marks an unlabelled row: the caller scores only the others.
+    with pytest.raises(ValueError, match="unlabelled"):
+        glue_metrics(("accuracy", "macro_f1"), [0, 1, 0, 1], [0, 1, -1, -1])
+    with pytest.raises(ValueError, match="unlabelled"):
+        glue_metrics(("pearson",), [0.5, 1.0, 2.0], [0.5, 1.0, float("nan")])
+    assert glue_metrics(("pearson",), [-1.0, 0.0, 1.0], [-1.0, 0.0, 1.0]) == {"pearson": pytest.approx(1.0)}

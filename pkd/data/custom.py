@@ -304,7 +304,7 @@ def read_custom_task(name: str, spec: CustomTaskSpec):
         texts_b = _texts(split, spec.text_pair) if spec.text_pair else [None] * len(texts_a)
         rows = []
         for row, key in enumerate(labels[ours]):
-            label = (float(UNLABELLED) if spec.regression else UNLABELLED) if key is None else encode(split, row, key)
+            label = (math.nan if spec.regression else UNLABELLED) if key is None else encode(split, row, key)
             rows.append({"text_a": texts_a[row], "text_b": texts_b[row], "label": label})
         datasets_[ours] = rows_to_dataset(rows, info)
     from datasets import DatasetDict

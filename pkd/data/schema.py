@@ -3,6 +3,9 @@
 Columns: ``idx`` (row order, 0-based), ``text_a``, ``text_b`` (None for
 single-sentence tasks), ``label`` (int64 class id, float32 for regression,
 -1 / -1.0 for unlabelled test rows).
+
+A custom regression task marks an unlabelled row NaN instead: its targets are the
+user's, and -1.0 may be one of them. GLUE's STS-B scores lie in 0..5, so its -1.0 cannot be.
 """
 
 from __future__ import annotations
@@ -14,6 +17,17 @@ from .tasks import TaskInfo
 
 COLUMNS = ("idx", "text_a", "text_b", "label")
 UNLABELLED = -1
+
+
+def labelled_rows(labels, info: TaskInfo) -> np.ndarray:
+    """A boolean mask of the rows that carry a label (see the module docstring for the markers)."""
+    labels = np.asarray(labels, dtype=float)
+    if not info.is_regression:
+        return labels != UNLABELLED
+    mask = ~np.isnan(labels)
+    if info.source_kind != "custom":
+        mask &= labels != UNLABELLED
+    return mask
 
 
 def features_for(info: TaskInfo) -> Features:
