@@ -73,6 +73,18 @@ def test_binary_tasks_add_mcc_and_the_main_metric_may_be_chosen(tmp_path):
         CustomTaskSpec(**spec, main_metric="pearson")
 
 
+def test_mcc_as_main_metric_is_refused_where_it_is_not_computed(tickets):
+    spec = {"train": tickets.train, "dev": tickets.dev, "text": "subject", "label": "team",
+            "main_metric": "matthews_corrcoef"}
+    with pytest.raises(ConfigError, match=r"^main_metric: 'matthews_corrcoef' needs 2 classes; a regression task"):
+        CustomTaskSpec(**spec, regression=True)
+    with pytest.raises(ConfigError, match=r"^main_metric: 'matthews_corrcoef' needs 2 classes; labels has 3"):
+        CustomTaskSpec(**spec, labels=["tech", "billing", "account"])
+    with pytest.raises(ConfigError) as err:  # 3 classes, read from train
+        read_custom_task("tickets", CustomTaskSpec(**spec))
+    assert str(err.value) == ("main_metric: 'matthews_corrcoef' needs 2 classes; task 'tickets' has 3 "
+                              "(account, billing, tech); allowed: accuracy, macro_f1")
+
 def test_jsonl_pairs_regression_and_unlabelled_test(tmp_path):
     rows = [{"left": "a man sings", "right": "a person sings", "sim": 4.5},
             {"left": "a cat", "right": "the stock market", "sim": 0}]

@@ -78,6 +78,9 @@ class CustomTaskSpec:
         choices = self.metric_choices(len(self.labels) if self.labels else 3)
         if self.main_metric is not None and self.main_metric not in choices + ("matthews_corrcoef",):
             raise ConfigError(f"main_metric: unknown '{self.main_metric}'; allowed: {', '.join(choices)}")
+        if self.main_metric == "matthews_corrcoef" and (self.regression or self.labels):
+            kind = "a regression task has none" if self.regression else f"labels has {len(self.labels)}"
+            _check_main_metric(self.main_metric, choices, kind)
 
     @property
     def splits(self) -> dict[str, str]:
@@ -112,8 +115,17 @@ class CustomTaskSpec:
         return parents.pop()
 
 
+def _check_main_metric(main_metric: str, choices: tuple[str, ...], kind: str) -> None:
+    # Only main_metric can name a metric the task does not compute (Matthews' correlation beyond 2 classes).
+    if main_metric not in choices:
+        raise ConfigError(f"main_metric: '{main_metric}' needs 2 classes; {kind}; allowed: {', '.join(choices)}")
+
+
 def task_info(name: str, spec: CustomTaskSpec, label_names: tuple[str, ...]) -> TaskInfo:
     metrics = spec.metric_choices(len(label_names))
+    if spec.main_metric is not None:
+        _check_main_metric(spec.main_metric, metrics,
+                           f"task '{name}' has {len(label_names)} ({', '.join(label_names)})")
     return _custom_task(
         name=name,
         num_labels=1 if spec.regression else len(label_names),
