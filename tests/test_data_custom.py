@@ -142,6 +142,26 @@ def test_a_dataset_saved_to_disk_or_a_parquet_folder(tmp_path):
         read_custom_task("reviews", bad)
 
 
+def test_a_dataset_keeps_its_class_names_and_minus_one_test_rows_are_unlabelled(tmp_path):
+    """As the hub writes them: a ClassLabel column, and -1 for a test row without a label."""
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+    features = Features({"review": Value("string"), "stars": ClassLabel(names=["positive", "negative"])})
+    split = {"train": (["good", "bad", "fine"], [0, 1, 0]), "validation": (["great", "awful"], [0, 1]),
+             "test": (["ok", "meh", "dire"], [-1, 0, -1])}
+    DatasetDict({name: Dataset.from_dict({"review": texts, "stars": labels}, features=features)
+                 for name, (texts, labels) in split.items()}).save_to_disk(str(tmp_path / "saved"))
+    spec = CustomTaskSpec(dataset=str(tmp_path / "saved"), train="train", dev="validation", test="test",
+                          text="review", label="stars")
+    splits, info = read_custom_task("reviews", spec)
+    assert info.label_names == ("positive", "negative")  # the dataset's own order
+    assert splits["train"]["label"] == [0, 1, 0] and splits["test"]["label"] == [-1, 0, -1]
+    plain = tmp_path / "plain"  # an int column: -1 is no class of train, so no label
+    DatasetDict({name: Dataset.from_dict({"review": texts, "stars": labels})
+                 for name, (texts, labels) in split.items()}).save_to_disk(str(plain))
+    splits, info = read_custom_task("reviews", CustomTaskSpec(**{**spec.__dict__, "dataset": str(plain)}))
+    assert info.label_names == ("0", "1") and splits["test"]["label"] == [-1, 0, -1]
+
 def test_task_record_round_trips(tickets):
     _, info = read_custom_task("tickets", tickets)
     assert task_info_from_dict(json.loads(json.dumps(task_info_to_dict(info)))) == info

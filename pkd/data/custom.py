@@ -168,6 +168,7 @@ class _Split:
     where: str  # file path or "<dataset>[<split>]"
     columns: dict[str, list] = field(default_factory=dict)
     first_line: int | None = 2  # file line of row 0 (CSV/TSV: after the header); None: rows
+    class_names: tuple[str, ...] | None = None  # a `datasets` ClassLabel's names, in its order
 
     def at(self, row: int) -> str:
         return f"{self.where}:{self.first_line + row}" if self.first_line is not None else f"{self.where}: row {row + 1}"
@@ -217,7 +218,14 @@ def _read_dataset(spec: CustomTaskSpec) -> dict[str, _Split]:
         if theirs not in loaded:
             raise ConfigError(f"{ours}: dataset '{spec.dataset}' has no split '{theirs}'; "
                               f"it has: {', '.join(loaded)}")
-        out[ours] = _Split(f"{spec.dataset}[{theirs}]", loaded[theirs].to_dict(), None)
+        split = _Split(f"{spec.dataset}[{theirs}]", loaded[theirs].to_dict(), None)
+        feature = loaded[theirs].features.get(spec.label)
+        if isinstance(feature, datasets.ClassLabel) and not spec.regression:
+            # Class ids become the dataset's class names; the hub's -1 is a row without a label.
+            split.class_names = tuple(feature.names)
+            split.columns[spec.label] = [None if v is None or v < 0 else feature.names[v]
+                                         for v in split.columns[spec.label]]
+        out[ours] = split
     return out
 
 
@@ -297,11 +305,14 @@ def read_custom_task(name: str, spec: CustomTaskSpec):
         label_names: tuple[str, ...] = ()
         encode = _regression_target
     else:
-        label_names = tuple(map(str, spec.labels)) if spec.labels else _stable_order(set(labels["train"]))
+        label_names = (tuple(map(str, spec.labels)) if spec.labels else splits["train"].class_names
+                       or _stable_order(set(labels["train"])))
         if len(label_names) < 2:
             raise ConfigError(f"{splits['train'].where}: column '{spec.label}' has a single class "
                               f"{list(label_names)}; a classifier needs at least 2")
         ids = {n: i for i, n in enumerate(label_names)}
+        if spec.dataset is not None and "test" in labels and "-1" not in ids:  # the hub's unlabelled row
+            labels["test"] = [None if key == "-1" else key for key in labels["test"]]
 
         def encode(split, row, key):
             if key not in ids:
