@@ -221,6 +221,37 @@ def test_a_missing_label_outside_test(tmp_path):
         read_custom_task("t", spec)
 
 
+def test_an_unused_column_does_not_matter_past_the_first_10000_rows(tmp_path):
+    rows = [[i, f"text {i}", "ab"[i % 2], "" if i == 10_020 else i] for i in range(10_050)]
+    spec = bad(tmp_path, ["id", "text", "label", "votes"], rows)
+    splits, info = read_custom_task("t", spec)
+    assert len(splits["train"]) == 10_050 and info.label_names == ("a", "b")
+
+
+def test_a_file_that_is_not_utf8_names_its_line(tmp_path):
+    spec = bad(tmp_path, ["text", "label"], [["a", "x"], ["b", "y"]])
+    Path(spec.train).write_bytes("text,label\nok,x\ncaf\u00e9,y\n".encode("latin-1"))
+    with pytest.raises(DataFormatError) as err:
+        read_custom_task("t", spec)
+    assert str(err.value) == f"{spec.train}:3: not UTF-8 (byte 0xe9); save the file as UTF-8"
+    jsonl = tmp_path / "bad/train.jsonl"
+    jsonl.write_bytes('{"text": "ok", "label": "x"}\n{"text": "caf\u00e9", "label": "y"}\n'.encode("latin-1"))
+    with pytest.raises(DataFormatError, match=rf"^{jsonl}:2: not UTF-8 \(byte 0xe9\)"):
+        read_custom_task("t", CustomTaskSpec(**{**spec.__dict__, "train": str(jsonl)}))
+
+
+def test_a_row_with_more_fields_than_the_header(tmp_path):
+    spec = bad(tmp_path, ["text", "label"], [["a", "x"], ["b", "y", "z"]])
+    with pytest.raises(DataFormatError) as err:
+        read_custom_task("t", spec)
+    assert str(err.value) == f"{spec.train}:3: 3 fields, but the header has 2"
+
+def test_the_line_after_a_quoted_multi_line_cell(tmp_path):
+    spec = bad(tmp_path, ["text", "label"], [["two\nlines", "x"], ["b", "y"], ["", "x"]])
+    with pytest.raises(DataFormatError) as err:
+        read_custom_task("t", spec)
+    assert str(err.value) == f"{spec.train}:5: column 'text' is empty"  # header 1, rows at 2-3, 4, 5
+
 def test_a_single_class_and_an_unknown_file_type(tmp_path):
     with pytest.raises(ConfigError, match="has a single class"):
         read_custom_task("t", bad(tmp_path, ["text", "label"], [["a", "x"], ["b", "x"]]))

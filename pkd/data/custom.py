@@ -3,8 +3,9 @@
 A custom task is one entry of params.yaml's `data.custom_tasks`: where its
 splits are, which columns hold the text(s) and the label, and, optionally, the
 label order, regression and the main metric. No file is renamed or rewritten:
-`datasets`' own loaders read it, and the columns are mapped onto the common
-schema (pkd.data.schema).
+CSV and TSV are read as UTF-8 text by the csv module, the other formats by
+`datasets`' own loaders, and the columns are mapped onto the common schema
+(pkd.data.schema).
 
 Labels are read from train and put in a stable order (numeric when every label
 is a number, else alphabetical), unless `labels` declares the order. The
@@ -17,6 +18,7 @@ names the file (and the line where there is one).
 from __future__ import annotations
 
 import csv
+import io
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,12 +29,13 @@ from pkd.errors import ConfigError, DataFormatError
 from .tasks import TaskInfo
 
 SOURCE_KIND = "custom"
-# File suffix -> `datasets` builder and its reader options. TSV is read without quoting, as
-# GLUE's files are: a quote character is text, and a tab never occurs inside a field.
-# keep_default_na=False: a review that says "NA" stays text instead of becoming a missing value.
+# File suffix -> reader and its options: "csv" is ours (_read_delimited), the others `datasets`'
+# builders. TSV is read without quoting, as GLUE's files are: a quote character is text, and a
+# tab never occurs inside a field. CSV quoting is strict: an unclosed quote is an error, not a
+# cell that swallows the rest of the file.
 FORMATS = {
-    ".csv": ("csv", {"keep_default_na": False}),
-    ".tsv": ("csv", {"sep": "\t", "quoting": csv.QUOTE_NONE, "keep_default_na": False}),
+    ".csv": ("csv", {"strict": True}),
+    ".tsv": ("csv", {"delimiter": "\t", "quoting": csv.QUOTE_NONE}),
     ".json": ("json", {}),
     ".jsonl": ("json", {}),
     ".parquet": ("parquet", {}),
@@ -169,8 +172,12 @@ class _Split:
     columns: dict[str, list] = field(default_factory=dict)
     first_line: int | None = 2  # file line of row 0 (CSV/TSV: after the header); None: rows
     class_names: tuple[str, ...] | None = None  # a `datasets` ClassLabel's names, in its order
+    lines: list[int] | None = None  # file line of each row, where a cell may span lines (CSV)
+    header: list[str] | None = None  # every column of the file, where only the used ones are read
 
     def at(self, row: int) -> str:
+        if self.lines is not None:
+            return f"{self.where}:{self.lines[row]}"
         return f"{self.where}:{self.first_line + row}" if self.first_line is not None else f"{self.where}: row {row + 1}"
 
 
@@ -187,16 +194,72 @@ def _read_file(path: Path, columns: list[str]) -> _Split:
         raise ConfigError(f"{path}: the file is empty")
     builder, options = kind
     if builder == "csv":
-        options = {**options, "converters": {c: str for c in columns}}
+        return _read_delimited(path, columns, options)
+    if builder == "json":
+        _utf8(path, path.read_bytes())  # pyarrow would fail on it later, in a traceback
     try:
         ds = datasets.load_dataset(builder, data_files=str(path), split="train", **options)
     except Exception as err:  # noqa: BLE001  (the readers raise many types; the user needs the file and why)
         if "corresponds to no data" in str(err):  # a header and no rows
             raise ConfigError(f"{path}: no rows") from None
-        reason = " ".join(str(err).split())[:300]
-        raise ConfigError(f"{path}: cannot read as {builder}: {reason}") from None
-    first_line = {"csv": 2, "json": 1, "parquet": None}[builder]
+        raise ConfigError(f"{path}: cannot read as {builder}: {_root_cause(err)}") from None
+    first_line = {"json": 1, "parquet": None}[builder]
     return _Split(str(path), ds.to_dict(), first_line)
+
+
+def _root_cause(err: BaseException) -> str:
+    # `datasets` wraps the reader's error in "An error occurred while generating the dataset".
+    while (err.__cause__ or err.__context__) is not None:
+        err = err.__cause__ or err.__context__
+    return " ".join(f"{type(err).__name__}: {err}".split())[:300]
+
+
+def _utf8(path: Path, data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise DataFormatError(path, line, f"not UTF-8 (byte 0x{data[err.start]:02x}); save the file as UTF-8") from None
+
+
+def _read_delimited(path: Path, columns: list[str], options: dict) -> _Split:
+    """The `columns` of a CSV/TSV file, as text, with each row's first line. The other columns are
+    never converted, so no type guessed for them can fail; "007" and "NA" stay text."""
+    text = _utf8(path, path.read_bytes()).removeprefix("\ufeff")
+    reader = csv.reader(io.StringIO(text, newline=""), **options)
+    limit = csv.field_size_limit(2**31 - 1)  # a long document is a cell, not an error
+    header, start = None, 1
+    try:
+        while not header:  # blank lines before the header are skipped, as after it
+            start = reader.line_num + 1
+            header = next(reader, None)
+            if header is None:
+                raise ConfigError(f"{path}: no header")
+        for name in columns:
+            if header.count(name) > 1:
+                raise DataFormatError(path, start, f"column '{name}' appears {header.count(name)} times in the header")
+        wanted = {name: header.index(name) for name in columns if name in header}
+        out = {name: [] for name in wanted}
+        lines = []
+        while True:
+            start = reader.line_num + 1
+            record = next(reader, None)
+            if record is None:
+                break
+            if not record:
+                continue
+            if len(record) > len(header):
+                raise DataFormatError(path, start, f"{len(record)} fields, but the header has {len(header)}")
+            for name, i in wanted.items():
+                out[name].append(record[i] if i < len(record) else None)
+            lines.append(start)
+    except csv.Error as err:  # e.g. a quote never closed: the row where it opens
+        raise DataFormatError(path, start, f"cannot read as {path.suffix[1:].upper()}: {err}") from None
+    finally:
+        csv.field_size_limit(limit)
+    if not lines:
+        raise ConfigError(f"{path}: no rows")
+    return _Split(str(path), out, lines=lines, header=header)
 
 
 def _read_dataset(spec: CustomTaskSpec) -> dict[str, _Split]:
@@ -287,7 +350,7 @@ def read_custom_task(name: str, spec: CustomTaskSpec):
             datasets.enable_progress_bars()
     wanted = [spec.text] + ([spec.text_pair] if spec.text_pair else [])
     for ours, split in splits.items():
-        present = list(split.columns)
+        present = split.header or list(split.columns)
         needed = wanted + ([spec.label] if ours != "test" else [])
         missing = [c for c in needed if c not in split.columns]
         if missing:
