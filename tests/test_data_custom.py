@@ -63,6 +63,34 @@ def test_declared_labels_set_the_order_and_numbers_sort_as_numbers(tickets, tmp_
     assert read_custom_task("n", numeric)[1].label_names == ("1", "2", "10")
 
 
+def test_declared_labels_are_stripped_as_data_labels_are(tickets):
+    declared = CustomTaskSpec(**{**tickets.__dict__, "labels": ["tech", " billing", "account "]})
+    assert read_custom_task("tickets", declared)[1].label_names == ("tech", "billing", "account")
+    with pytest.raises(ConfigError, match="labels: must not repeat"):
+        CustomTaskSpec(**{**tickets.__dict__, "labels": ["tech", "tech "]})
+
+
+def test_label_order_does_not_depend_on_the_order_labels_are_met():
+    from itertools import permutations
+
+    from pkd.data.custom import _stable_order
+
+    for names, order in [(["2", "nan", "10"], ("10", "2", "nan")), (["2", "inf", "10"], ("10", "2", "inf")),
+                         (["2", "-1", "10"], ("-1", "2", "10"))]:
+        assert {_stable_order(list(p)) for p in permutations(names)} == {order}
+
+
+def test_labels_that_are_the_same_number_written_two_ways_are_refused(tmp_path):
+    rows = [["a", "1"], ["b", "01"], ["c", "2"], ["d", "1.0"]]
+    spec = CustomTaskSpec(train=str(write_csv(tmp_path / "n/train.csv", ["t", "y"], rows)),
+                          dev=str(write_csv(tmp_path / "n/dev.csv", ["t", "y"], rows[:1])), text="t", label="y")
+    with pytest.raises(ConfigError) as err:
+        read_custom_task("n", spec)
+    assert str(err.value) == (f"{spec.train}: column 'y' writes one number as '01', '1', '1.0'; "
+                              "write each class one way, or declare the classes in labels")
+    declared = CustomTaskSpec(**{**spec.__dict__, "labels": ["1", "01", "1.0", "2"]})
+    assert read_custom_task("n", declared)[1].label_names == ("1", "01", "1.0", "2")
+
 def test_binary_tasks_add_mcc_and_the_main_metric_may_be_chosen(tmp_path):
     rows = [["a", "yes"], ["b", "no"]]
     spec = {"train": str(write_csv(tmp_path / "b/train.csv", ["t", "l"], rows)),
@@ -396,6 +424,17 @@ def test_pkd_task_checks_the_files_and_writes_params(tickets, tmp_path, capsys):
     assert params.data.custom_task("tickets") == tickets
     assert "# builtin | glue_dir | hub" in params_file.read_text()  # comments kept
 
+
+def test_pkd_task_strips_the_labels_it_is_given(tickets, tmp_path, capsys):
+    from pkd.console import main
+
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text((ROOT / "params.yaml").read_text())
+    main(["task", "tickets", "--train", tickets.train, "--dev", tickets.dev, "--text", "subject",
+          "--label", "team", "--labels", "tech, billing, account", "--params", str(params_file)])
+    assert "3 labels: tech, billing, account;" in capsys.readouterr().out
+    spec = parse_params(yaml.safe_load(params_file.read_text())).data.custom_task("tickets")
+    assert spec.labels == ["tech", "billing", "account"]
 
 def test_pkd_task_refuses_bad_files_in_one_line_and_writes_nothing(tickets, tmp_path, capsys):
     from pkd.console import main

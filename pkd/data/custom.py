@@ -65,13 +65,21 @@ class CustomTaskSpec:
     dataset: str | None = None
     config: str | None = None
     text_pair: str | None = None
-    labels: list[str] | None = None
+    # Names, as text; numbers are taken as names (`labels: [0, 1]` for a CSV's 0/1 labels).
+    labels: list[str | bool | int | float] | None = None
     regression: bool = False
     main_metric: str | None = None
     # pydantic (pkd.config) validates this dataclass as a params section: no unknown keys.
     __pydantic_config__: ClassVar[dict] = {"extra": "forbid"}
 
     def __post_init__(self):
+        if self.labels is not None and any(isinstance(n, bool) for n in self.labels):
+            raise ConfigError(f"labels: true/false are not label names; quote them, e.g. ['false', 'true'] "
+                              f"(got {self.labels})")
+        if self.labels is not None:  # 1 and 1.0 are the class "1", as in the data (_label_key)
+            object.__setattr__(self, "labels", [n if isinstance(n, str) else _label_key(n) for n in self.labels])
+        if self.labels is not None:  # as the data's labels are (_label_key): " pos" is "pos"
+            object.__setattr__(self, "labels", [n.strip() if isinstance(n, str) else n for n in self.labels])
         if self.regression and self.labels:
             raise ConfigError("labels: a regression task has no classes; remove labels or regression")
         if self.labels is not None and len(set(map(str, self.labels))) != len(self.labels):
@@ -310,17 +318,29 @@ def _label_key(value) -> str | None:
     return text or None
 
 
-def _stable_order(names: set[str]) -> tuple[str, ...]:
-    def as_number(name):
-        try:
-            return float(name)
-        except ValueError:
-            return None
+def _as_number(name: str) -> float | None:
+    # "nan" is no number to sort by: NaN compares false with everything, so its place would be arbitrary.
+    try:
+        value = float(name)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
-    numbers = {n: as_number(n) for n in names}
+
+def _stable_order(names: set[str]) -> tuple[str, ...]:
+    numbers = {n: _as_number(n) for n in names}
     if all(v is not None for v in numbers.values()):
-        return tuple(sorted(names, key=lambda n: numbers[n]))
+        return tuple(sorted(names, key=lambda n: (numbers[n], n)))
     return tuple(sorted(names))
+
+
+def _one_number_many_ways(names: set[str]) -> list[str]:
+    """Labels that are one number written differently ("1", "01", "1.0"): likely one class."""
+    by_value: dict[float, list[str]] = {}
+    for name in names:
+        if (value := _as_number(name)) is not None:
+            by_value.setdefault(value, []).append(name)
+    return next((sorted(group) for _, group in sorted(by_value.items()) if len(group) > 1), [])
 
 
 def _error(split: _Split, row: int, problem: str) -> Exception:
@@ -368,6 +388,10 @@ def read_custom_task(name: str, spec: CustomTaskSpec):
         label_names: tuple[str, ...] = ()
         encode = _regression_target
     else:
+        same = [] if spec.labels or splits["train"].class_names else _one_number_many_ways(set(labels["train"]))
+        if same:
+            raise ConfigError(f"{splits['train'].where}: column '{spec.label}' writes one number as "
+                              f"{', '.join(repr(n) for n in same)}; write each class one way, or declare the classes in labels")
         label_names = (tuple(map(str, spec.labels)) if spec.labels else splits["train"].class_names
                        or _stable_order(set(labels["train"])))
         if len(label_names) < 2:
