@@ -8,6 +8,9 @@ is ``DVC_ROOT`` when DVC sets it (under ``dvc queue`` the main workspace, not th
 temp copy), else the nearest dir at or above the cwd holding dvc.yaml, else the cwd.
 Experiment ``PKD_MLFLOW_EXPERIMENT`` (default "pkd"); local artifacts: <repo root>/mlartifacts.
 
+Environment: every run is tagged ``pkd.env.<python|torch|transformers|...>``, ``pkd.env.lock``
+(the hash of requirements.lock), ``pkd.env.locked`` and ``pkd.env.id`` (pkd/environment.py).
+
 Grouping: one ``dvc repro`` is one group, id ``PKD_RUN_GROUP`` or a short hash of (git HEAD,
 params.yaml); uncommitted code edits keep the id. Stage runs nest under a parent run
 ``repro-<id>`` tagged ``pkd.role=group``. Two stages starting at once may both miss the
@@ -305,6 +308,10 @@ def _start(stage: str, params: Mapping[str, Any], tags: dict[str, Any], uri: str
     dvc_stage = os.environ.get("DVC_STAGE") or explicit  # DVC's own name for the stage wins
     run_tags = {f"pkd.{k}": str(v) for k, v in tags.items()}
     run_tags.update({"pkd.stage": stage, "pkd.git_commit": commit, "pkd.run_group": group})
+    from pkd.environment import environment
+
+    # The versions it ran with: runs whose pkd.env.id differ ran on different installs.
+    run_tags.update({f"pkd.env.{k}": v for k, v in environment(root).items()})
     if dvc_stage:
         run_tags["pkd.dvc_stage"] = str(dvc_stage)
     if os.environ.get("DVC_EXP_NAME"):

@@ -1,8 +1,9 @@
 """Stage `report`: paper-style tables and figures, rendered from the metrics files only."""
 from pkd import paths
+from pkd.environment import environment, summary
 from pkd.stage import load_checked_params, run_stage
 from pkd.report import build_report
-from pkd.tracking import stage_run
+from pkd.tracking import find_repo_root, stage_run
 
 
 def main() -> None:
@@ -21,6 +22,8 @@ def main() -> None:
         "seed (teacher, data)": params.seed,
         "student seeds": ", ".join(map(str, params.student.seeds)),
         "selection": params.report.selection,
+        # This stage's interpreter; each training run's own is in its MLflow tags (pkd.env.*).
+        "environment": summary(environment(find_repo_root())),
     }
     # The weights the students trained with: the loss-terms table shows each weighted term's share.
     weights = {name: {"alpha": s.alpha, "beta": s.beta} for name, s in params.strategies.items()

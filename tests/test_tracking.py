@@ -66,10 +66,20 @@ def check_two_stages(client: MlflowClient, experiment: str) -> None:
         assert run.data.tags["pkd.run_group"] == group
         assert run.data.tags["pkd.git_commit"] == "unknown"  # tmp dir is no git repo
     assert teacher.data.tags["pkd.stage"] == "teacher" and teacher.data.tags["pkd.task"] == "t1"
-    assert {k: v for k, v in distill.data.tags.items() if k.startswith("pkd.")} == {
+    assert {k: v for k, v in distill.data.tags.items() if k.startswith("pkd.") and not k.startswith("pkd.env.")} == {
         "pkd.stage": "distill", "pkd.dvc_stage": "distill@t1-kd-3", "pkd.task": "t1",
         "pkd.strategy": "kd", "pkd.depth": "3", "pkd.git_commit": "unknown",
         "pkd.run_group": group}
+    # The environment: the versions this process runs with; no requirements.lock in this repo.
+    import torch
+    import transformers
+
+    env = {k.removeprefix("pkd.env."): v for k, v in distill.data.tags.items() if k.startswith("pkd.env.")}
+    assert set(env) == {"python", "torch", "transformers", "datasets", "dvc", "mlflow", "onnxruntime",
+                        "lock", "locked", "id"}
+    assert env["torch"] == torch.__version__ and env["transformers"] == transformers.__version__
+    assert (env["lock"], env["locked"]) == ("none", "no lock")
+    assert teacher.data.tags["pkd.env.id"] == env["id"]
 
     assert teacher.data.params["lr"] == "0.001" and teacher.data.params["model.layers"] == "2"
     assert len(teacher.data.params["model.name"]) == tracking.MAX_PARAM_VALUE_LENGTH
