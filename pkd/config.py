@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
                       model_validator)
 
@@ -414,7 +413,7 @@ def parse_params(raw: dict) -> Params:
         raise ConfigError(_format_error(err)) from None
 
 
-def _yaml_error(path: Path, err: yaml.YAMLError) -> str:
+def _yaml_error(path: Path, err: Exception) -> str:
     """`<file>:<line>:<col>: <problem>` (1-based) for a file that is not valid YAML."""
     mark = getattr(err, "problem_mark", None)
     problem = getattr(err, "problem", None) or str(err).splitlines()[0]
@@ -428,10 +427,14 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: parameter file not found")
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    # YAML 1.2, as DVC and pkd-preset read and write it: a plain `no` or `on` is text, not a boolean.
     try:
         with path.open() as fh:
-            raw = yaml.safe_load(fh) or {}
-    except yaml.YAMLError as err:
+            raw = YAML(typ="safe").load(fh) or {}
+    except YAMLError as err:
         raise ConfigError(_yaml_error(path, err)) from None
     try:
         return parse_params(raw)

@@ -332,3 +332,29 @@ def test_export_tasks_follow_the_switch_and_name_the_command_that_fixes_them():
         parse_params(with_value("export.tasks", ["builtin_pair"]))
     del on["export"]["tasks"]  # absent: derived
     assert parse_params(on).export.tasks == ["builtin_sentiment", "builtin_pair"]
+
+
+def test_params_are_read_as_yaml_1_2_as_dvc_and_pkd_preset_read_them(tmp_path):
+    """A plain `no`/`yes`/`on` is a string in YAML 1.2 (DVC, ruamel); a YAML 1.1 reader would see booleans."""
+    own = tmp_path / "own"
+    own.mkdir()
+    for split in ("train", "dev"):
+        (own / f"{split}.csv").write_text("text,answer\nsure,yes\nnever,no\n")
+    raw = copy.deepcopy(DEFAULTS)
+    raw["data"].update(tasks=["answers"], custom_tasks={"answers": {
+        "train": str(own / "train.csv"), "dev": str(own / "dev.csv"), "text": "text", "label": "answer",
+        "labels": ["no", "yes"]}})
+    text = yaml.safe_dump(raw, sort_keys=False).replace("- 'no'\n", "- no\n").replace("- 'yes'\n", "- yes\n")
+    assert "- no\n" in text and "- yes\n" in text
+    (tmp_path / "params.yaml").write_text(text)
+    assert load_params(tmp_path / "params.yaml").data.custom_task("answers").labels == ["no", "yes"]
+
+
+def test_numbers_are_accepted_as_label_names():
+    raw = copy.deepcopy(DEFAULTS)
+    raw["data"].update(tasks=["levels"], custom_tasks={"levels": {
+        "dataset": "some/hub-dataset", "train": "train", "dev": "dev", "text": "t", "label": "y", "labels": [0, 1, 2.0]}})
+    assert parse_params(raw).data.custom_task("levels").labels == ["0", "1", "2"]
+    raw["data"]["custom_tasks"]["levels"]["labels"] = [False, True]
+    with pytest.raises(ConfigError, match=r"^data\.custom_tasks\.levels.*labels.*quote"):
+        parse_params(raw)

@@ -76,10 +76,9 @@ class CustomTaskSpec:
         if self.labels is not None and any(isinstance(n, bool) for n in self.labels):
             raise ConfigError(f"labels: true/false are not label names; quote them, e.g. ['false', 'true'] "
                               f"(got {self.labels})")
-        if self.labels is not None:  # 1 and 1.0 are the class "1", as in the data (_label_key)
-            object.__setattr__(self, "labels", [n if isinstance(n, str) else _label_key(n) for n in self.labels])
-        if self.labels is not None:  # as the data's labels are (_label_key): " pos" is "pos"
-            object.__setattr__(self, "labels", [n.strip() if isinstance(n, str) else n for n in self.labels])
+        if self.labels is not None:  # as the data's labels are (_label_key): " pos" is "pos", 1.0 is "1"
+            object.__setattr__(self, "labels",
+                               [n.strip() if isinstance(n, str) else _label_key(n) for n in self.labels])
         if self.regression and self.labels:
             raise ConfigError("labels: a regression task has no classes; remove labels or regression")
         if self.labels is not None and len(set(map(str, self.labels))) != len(self.labels):
