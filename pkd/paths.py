@@ -16,6 +16,8 @@ PREDICTIONS = Path("predictions")
 REPORTS = Path("reports")
 CHECKPOINTS = Path("runs/checkpoints")
 LOGS = Path("runs/logs")
+# The folders that hold dvc.yaml's outputs: DVC refuses an input folder that holds one or lies in one.
+OUTPUTS = (DATA, MODELS, CACHE, METRICS, PREDICTIONS, REPORTS)
 
 
 def student_name(strategy: str, depth: int, seed: int) -> str:

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
+import stat
+import tempfile
 from pathlib import Path
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.scalarstring import SingleQuotedScalarString
 
 from pkd.config import ConfigError, DataParams, export_tasks, parse_params, split_strategies, task_inputs
 from pkd.stage import run_stage
@@ -72,6 +76,13 @@ def apply_preset(name: str | None, params_path: Path = Path("params.yaml"), pres
     if glue_dir is not None:
         changes.setdefault("data", {})["glue_dir"] = str(glue_dir)
     overlay(params, changes)
+    text = _checked_text(yaml, params)
+    _replace(params_path, text)
+    return text
+
+
+def _checked_text(yaml: YAML, params) -> str:
+    """params.yaml's text with the derived keys rewritten, validated: nothing invalid is ever written."""
     # Plain Python values of the merged file, from which the derived keys follow.
     derived = derived_keys(YAML(typ="safe").load(_dump(yaml, params)))
     inputs = derived["data"].pop("inputs")
@@ -81,9 +92,35 @@ def apply_preset(name: str | None, params_path: Path = Path("params.yaml"), pres
         params["data"]["inputs"] = inputs
     overlay(params, derived)
     text = _dump(yaml, params)
-    parse_params(YAML(typ="safe").load(text))  # never write an invalid params.yaml
-    params_path.write_text(text)
+    parse_params(YAML(typ="safe").load(text))
     return text
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write `path` whole or not at all: DVC or a stage reading it meanwhile sees the old file or the new."""
+    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _quoted(value):
+    """`value` with each string quoted that a YAML 1.1 reader (PyYAML) would not read back as that
+    string (`no`, `on`, `yes` are booleans there); YAML 1.2 readers (DVC, pkd) read it as written."""
+    import yaml
+
+    if isinstance(value, list):
+        return [_quoted(v) for v in value]
+    if isinstance(value, str):
+        tag = yaml.resolver.Resolver().resolve(yaml.ScalarNode, value, (True, False))
+        return SingleQuotedScalarString(value) if tag != "tag:yaml.org,2002:str" else value
+    return value
 
 
 def add_custom_task(name: str, spec: dict, params_path: Path = Path("params.yaml"), *, only: bool = True,
@@ -100,7 +137,7 @@ def add_custom_task(name: str, spec: dict, params_path: Path = Path("params.yaml
     data = params["data"]
     if not isinstance(data.get("custom_tasks"), dict) or not data["custom_tasks"]:
         data["custom_tasks"] = CommentedMap()
-    data["custom_tasks"][name] = CommentedMap(spec)
+    data["custom_tasks"][name] = CommentedMap({k: _quoted(v) for k, v in spec.items()})
     tasks = [name] if only else [t for t in data["tasks"] if t != name] + [name]
     overlay(params, {"data": {"tasks": tasks}})
     if teacher is not None:
@@ -108,8 +145,7 @@ def add_custom_task(name: str, spec: dict, params_path: Path = Path("params.yaml
 
         check_fine_tuned_teacher(teacher, info)
         overlay(params, {"teacher": {"checkpoint": teacher, "fine_tuned": True}})
-    params_path.write_text(_dump(yaml, params))
-    apply_preset(None, params_path)  # the derived keys, and the validation of the whole file
+    _replace(params_path, _checked_text(yaml, params))
     sizes = ", ".join(f"{split} {len(rows)}" for split, rows in splits.items())
     kind = "regression" if info.is_regression else f"{info.num_labels} labels: {', '.join(info.label_names)}"
     return f"task '{name}': {sizes} rows; {kind}; metrics {', '.join(info.metric_names)} (main: {info.main_metric})"

@@ -263,3 +263,76 @@ def test_authors_rte3_preset_resolves_each_students_recipe_as_the_authors_table(
         if normalised is not None:
             assert loss.normalize_patience is normalised
     assert loss_config(params, "pkd_skip", "rte", 3, teacher_depth=12).patient_layers == [4, 8]
+
+
+# ---------------------------------------------------------------- `pkd task`: validated, then written once
+
+
+def own_csv(folder, rows=(("sure", "yes"), ("never", "no"))):
+    folder.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "dev"):
+        (folder / f"{split}.csv").write_text("text,answer\n" + "".join(f"{t},{a}\n" for t, a in rows))
+    return folder
+
+
+def pkd_task(params_file, *args):
+    from pkd.console import main
+
+    main(["task", "answers", "--text", "text", "--label", "answer", "--params", str(params_file), *args])
+
+
+def refused(params_file, capsys, *args) -> str:
+    """The one error line of a refused `pkd task`, after checking exit 2 and an untouched params.yaml."""
+    before = params_file.read_text()
+    with pytest.raises(SystemExit) as exit_info:
+        pkd_task(params_file, *args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    assert params_file.read_text() == before
+    return err[0]
+
+
+def test_pkd_task_refuses_before_it_writes(tmp_path, capsys):
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text((ROOT / "params.yaml").read_text())
+    own, other = own_csv(tmp_path / "own"), own_csv(tmp_path / "other")
+    message = refused(params_file, capsys, "--train", str(own / "train.csv"), "--dev", str(other / "dev.csv"))
+    assert "files must lie in one folder" in message
+    # A fine-tuned teacher is one task's classifier: --add beside the built-in tasks is refused.
+    teacher = save_tiny_bert(tmp_path / "bert")
+    capsys.readouterr()
+    message = refused(params_file, capsys, "--train", str(own / "train.csv"), "--dev", str(own / "dev.csv"),
+                      "--add", "--fine-tuned-teacher", str(teacher))
+    assert "teacher.fine_tuned" in message
+
+
+def test_pkd_task_writes_labels_that_any_yaml_reader_reads_as_text(tmp_path, capsys):
+    from pkd.config import load_params
+
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text((ROOT / "params.yaml").read_text())
+    own = own_csv(tmp_path / "own", [("sure", "yes"), ("never", "no"), ("maybe", "on"), ("stop", "off")])
+    pkd_task(params_file, "--train", str(own / "train.csv"), "--dev", str(own / "dev.csv"), "--labels", "no,yes,on,off")
+    assert "4 labels: no, yes, on, off" in capsys.readouterr().out
+    assert load_params(params_file).data.custom_task("answers").labels == ["no", "yes", "on", "off"]
+    assert yaml.safe_load(params_file.read_text())["data"]["custom_tasks"]["answers"]["labels"] == ["no", "yes", "on", "off"]
+
+
+@pytest.mark.parametrize("folder", ["data", "."])
+def test_pkd_task_refuses_files_in_a_folder_that_holds_pipeline_outputs(tmp_path, monkeypatch, capsys, folder):
+    """DVC cannot hash a folder as the task's input that also holds outputs (data/prepared, models, ...)."""
+    monkeypatch.chdir(tmp_path)
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text((ROOT / "params.yaml").read_text())
+    own_csv(tmp_path / folder)
+    message = refused(params_file, capsys, "--train", f"{folder}/train.csv", "--dev", f"{folder}/dev.csv")
+    assert f"'{folder}'" in message and "outputs" in message and "data/raw/answers/" in message
+    # An absolute path to the same folder is the same folder.
+    message = refused(params_file, capsys, "--train", str(tmp_path / folder / "train.csv"), "--dev",
+                      str(tmp_path / folder / "dev.csv"))
+    assert "outputs" in message
+    own_csv(tmp_path / "data/answers")  # beside data/prepared, not around it: accepted
+    pkd_task(params_file, "--train", "data/answers/train.csv", "--dev", "data/answers/dev.csv")
+    assert yaml.safe_load(params_file.read_text())["data"]["inputs"] == {"answers": "data/answers"}
+
