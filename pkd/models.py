@@ -103,6 +103,25 @@ def check_checkpoints(params) -> None:
 
     check_depths(params, checkpoint_depth(params.teacher.checkpoint))
     check_student_init(params)
+    check_fine_tuned_pooling(params)
+
+
+def checkpoint_pooling(checkpoint: str, key: str = "teacher.checkpoint") -> str:
+    """The pooling a saved classifier was trained with: pkd records it (`pkd_pooling`); a classifier
+    saved by other code has a [CLS]-based head."""
+    return getattr(checkpoint_config(checkpoint, key), "pkd_pooling", "cls")
+
+
+def check_fine_tuned_pooling(params) -> None:
+    """A fine-tuned teacher's head reads the sentence state it was trained on, so its cache and the
+    students need that pooling: refused before any stage work rather than at the first student."""
+    if not params.teacher.fine_tuned:
+        return
+    theirs = checkpoint_pooling(params.teacher.checkpoint)
+    if theirs != params.pooling:
+        raise ConfigError(f"pooling: the fine-tuned teacher '{params.teacher.checkpoint}' pools with '{theirs}', "
+                          f"and a fine-tuned teacher's pooling comes from the teacher; set pooling: {theirs} "
+                          f"in params.yaml")
 
 
 def check_student_init(params) -> None:

@@ -140,15 +140,20 @@ def add_custom_task(name: str, spec: dict, params_path: Path = Path("params.yaml
     data["custom_tasks"][name] = CommentedMap({k: _quoted(v) for k, v in spec.items()})
     tasks = [name] if only else [t for t in data["tasks"] if t != name] + [name]
     overlay(params, {"data": {"tasks": tasks}})
+    pooling = ""
     if teacher is not None:
-        from pkd.models import check_fine_tuned_teacher
+        from pkd.models import check_fine_tuned_teacher, checkpoint_pooling
 
         check_fine_tuned_teacher(teacher, info)
-        overlay(params, {"teacher": {"checkpoint": teacher, "fine_tuned": True}})
+        # The classifier was trained with its pooling; its cache and students must use the same.
+        overlay(params, {"teacher": {"checkpoint": teacher, "fine_tuned": True},
+                         "pooling": checkpoint_pooling(teacher)})
+        pooling = f"; the teacher's pooling: {params['pooling']}"
     _replace(params_path, _checked_text(yaml, params))
     sizes = ", ".join(f"{split} {len(rows)}" for split, rows in splits.items())
     kind = "regression" if info.is_regression else f"{info.num_labels} labels: {', '.join(info.label_names)}"
-    return f"task '{name}': {sizes} rows; {kind}; metrics {', '.join(info.metric_names)} (main: {info.main_metric})"
+    return (f"task '{name}': {sizes} rows; {kind}; metrics {', '.join(info.metric_names)} "
+            f"(main: {info.main_metric}){pooling}")
 
 
 def _dump(yaml: YAML, params) -> str:

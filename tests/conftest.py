@@ -39,6 +39,21 @@ def tiny_splits(tiny_bert):
     return tokenize(splits, load_tokenizer(str(tiny_bert)), task, 64)
 
 
+def save_hf_classifier(path, labels=("negative", "positive")):
+    """A classifier saved by plain transformers code, as one fine-tuned elsewhere is: no pkd keys."""
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from pkd.models import resolve_checkpoint
+    from pkd.testing import DEFAULT_CHECKPOINT
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_checkpoint(DEFAULT_CHECKPOINT))
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128, id2label=dict(enumerate(labels)))
+    BertForSequenceClassification(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
 COPIED = ["dvc.yaml", "params.yaml", "stages", "pkd", "presets", ".dvcignore", "reports/.gitignore"]
 
 

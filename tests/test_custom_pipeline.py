@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, make_repo, save_tiny_bert
+from conftest import ROOT, make_repo, save_hf_classifier, save_tiny_bert
 from conftest import run_cmd as run
 
 pytestmark = pytest.mark.slow
@@ -110,6 +110,32 @@ def test_an_edited_row_reruns_the_chain_and_an_unchanged_file_nothing(chain):
     ran = ran_stages(run(["dvc", "repro"], root, env))
     assert {f"prepare@{TASK}", f"teacher_cache@{TASK}", f"distill@{TASK}-kd-2-42", f"evaluate@{TASK}", "report"} <= ran
     assert "up to date" in run(["dvc", "status"], root, env)
+
+
+def test_a_classifier_fine_tuned_elsewhere_distils_with_the_default_params(tmp_path):
+    """A transformers classifier has no pkd pooling key: it pools with [CLS], while params.yaml's default is
+    mean. A mismatch is refused before any stage work; `pkd task --fine-tuned-teacher` takes the teacher's."""
+    own = tmp_path / "own"
+    write_own_files(own)
+    teacher = save_hf_classifier(tmp_path / "hf", labels=("happy", "unhappy"))
+    params = own_params(own, teacher, fine_tuned=True)
+    params["student"].update(strategies=["pkd_skip"], distill_strategies=["pkd_skip"])
+    assert params["pooling"] == "mean"
+    root = tmp_path / "repo"
+    root.mkdir()
+    env = make_repo(root, params)
+    student = f"distill@{TASK}-pkd_skip-2-42"
+    proc = subprocess.run(["dvc", "repro", student], check=False, cwd=root, env=env, capture_output=True, text=True)
+    assert proc.returncode != 0 and ran_stages(proc.stdout) == {f"prepare@{TASK}"}, proc.stdout + proc.stderr
+    assert f"error: pooling: the fine-tuned teacher '{teacher}' pools with 'cls'" in proc.stderr
+    assert not (root / "data/prepared" / TASK).exists()
+    run(["pkd", "task", TASK, "--train", str(own / "train.csv"), "--dev", str(own / "dev.csv"), "--text", "body",
+         "--label", "mood", "--fine-tuned-teacher", teacher], root, env)
+    assert ran_stages(run(["dvc", "repro", student], root, env)) == {
+        f"prepare@{TASK}", f"teacher@{TASK}", f"teacher_cache@{TASK}", student}
+    cache = json.loads((root / "cache/teacher" / TASK / "manifest.json").read_text())
+    config = json.loads((root / "models/students" / TASK / "pkd_skip-2-s42/config.json").read_text())
+    assert cache["pooling"] == config["pkd_pooling"] == "cls"
 
 
 def test_an_edited_glue_tsv_row_reruns_prepare(tmp_path):

@@ -323,3 +323,32 @@ def test_unnamed_labels_are_read_in_order(tmp_path, tiny_bert):
 
     path, _ = fine_tuned(tmp_path, tiny_bert, ["LABEL_0", "LABEL_1"])
     assert teacher_label_order(path, get_task("builtin_sentiment")) == [0, 1]
+
+
+def test_a_fine_tuned_teacher_brings_its_pooling_and_another_is_refused_up_front(tmp_path, tiny_bert):
+    from conftest import save_hf_classifier
+
+    from pkd.config import parse_params
+    from pkd.models import check_checkpoints, checkpoint_pooling
+
+    hf = save_hf_classifier(tmp_path / "hf")
+    pkd_cls, _ = fine_tuned(tmp_path, tiny_bert, TASK.label_names)  # saved by pkd, with pooling cls
+    build_teacher(str(tiny_bert), TASK, seed=0, pooling="mean").save_pretrained(tmp_path / "mean")
+    assert (checkpoint_pooling(hf), checkpoint_pooling(pkd_cls), checkpoint_pooling(str(tmp_path / "mean"))) == (
+        "cls", "cls", "mean")
+
+    def params(checkpoint, pooling):
+        raw = study_params(checkpoint, None).model_dump()
+        raw["teacher"]["fine_tuned"] = True
+        raw["data"].update(tasks=[TASK.name], inputs=None)
+        return parse_params({**raw, "pooling": pooling})
+
+    check_checkpoints(params(hf, "cls"))
+    check_checkpoints(params(str(tmp_path / "mean"), "mean"))
+    with pytest.raises(ConfigError) as err:
+        check_checkpoints(params(hf, "mean"))
+    assert str(err.value) == (f"pooling: the fine-tuned teacher '{hf}' pools with 'cls', and a fine-tuned teacher's "
+                              f"pooling comes from the teacher; set pooling: cls in params.yaml")
+    with pytest.raises(ConfigError, match="pools with 'mean'.*set pooling: mean"):
+        check_checkpoints(params(str(tmp_path / "mean"), "cls"))
+    check_checkpoints(study_params(tiny_bert, None))  # a teacher pkd fine-tunes takes params' pooling

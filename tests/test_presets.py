@@ -7,7 +7,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import ROOT, make_repo, run_cmd, save_tiny_bert, with_inputs
+from conftest import ROOT, make_repo, run_cmd, save_hf_classifier, save_tiny_bert, with_inputs
 from pkd.config import ConfigError, parse_params
 from pkd.presets import apply_preset
 
@@ -336,3 +336,15 @@ def test_pkd_task_refuses_files_in_a_folder_that_holds_pipeline_outputs(tmp_path
     pkd_task(params_file, "--train", "data/answers/train.csv", "--dev", "data/answers/dev.csv")
     assert yaml.safe_load(params_file.read_text())["data"]["inputs"] == {"answers": "data/answers"}
 
+
+def test_pkd_task_takes_the_pooling_of_a_fine_tuned_teacher(tmp_path, capsys):
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text((ROOT / "params.yaml").read_text())
+    assert "pooling: mean " in params_file.read_text()
+    own = own_csv(tmp_path / "own")
+    teacher = save_hf_classifier(tmp_path / "hf", labels=("no", "yes"))
+    pkd_task(params_file, "--train", str(own / "train.csv"), "--dev", str(own / "dev.csv"),
+             "--fine-tuned-teacher", teacher)
+    written = yaml.safe_load(params_file.read_text())
+    assert written["pooling"] == "cls" and written["teacher"]["fine_tuned"] is True
+    assert "pooling: cls " in params_file.read_text()  # its comment kept
