@@ -9,9 +9,10 @@ out of date, and everything downstream of an out-of-date stage runs after it.
 Each stage is still a plain `dvc repro -s`, so dvc.lock, the run cache and
 `dvc status` afterwards are exactly what a serial `dvc repro` leaves.
 
-Stopping (Ctrl-C, SIGTERM) stops the stages' commands and lets DVC unwind as
-after a failed command: it releases its locks and records nothing for the
-stage, so `pkd repro` again resumes where the run stopped.
+Stopping (Ctrl-C, SIGTERM, SIGHUP) stops the stages' commands and lets DVC unwind
+as after a failed command: it releases its locks and records nothing for the
+stage, so `pkd repro` again resumes where the run stopped. Killed outright
+(SIGKILL), `pkd repro` leaves a watchdog behind that stops its stages the same way.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ RWLOCK = Path(".dvc/tmp/rwlock")  # DVC's per-output read/write locks, a JSON fi
 
 
 class Interrupted(Exception):
-    """SIGINT or SIGTERM stopped `pkd repro`; the stages that were running have exited."""
+    """SIGINT, SIGTERM or SIGHUP stopped `pkd repro`; the stages that were running have exited."""
 
     def __init__(self, signum: int, stopped: list[str], not_started: int, jobs: int):
         self.signum, self.stopped, self.not_started, self.jobs = signum, stopped, not_started, jobs
@@ -46,12 +47,12 @@ class Interrupted(Exception):
 
     @property
     def exit_status(self) -> int:
-        return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+        return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP
 
 
 class _Signals:
-    """Counts SIGINT/SIGTERM instead of raising KeyboardInterrupt, so that the scheduler can stop
-    the stages in order rather than die in the middle of them."""
+    """Counts SIGINT/SIGTERM/SIGHUP instead of raising KeyboardInterrupt or dying, so that the
+    scheduler can stop the stages in order rather than leave them running in their own sessions."""
 
     def __init__(self):
         self.first: int | None = None
@@ -65,7 +66,11 @@ class _Signals:
 @contextmanager
 def _catching_signals() -> Iterator[_Signals]:
     caught = _Signals()
-    previous = {sig: signal.signal(sig, caught) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stops = [signal.SIGINT, signal.SIGTERM]
+    # A closed terminal or a dropped SSH session; not under `nohup`, which asks to run on.
+    if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        stops.append(signal.SIGHUP)
+    previous = {sig: signal.signal(sig, caught) for sig in stops}
     try:
         yield caught
     finally:
@@ -73,20 +78,14 @@ def _catching_signals() -> Iterator[_Signals]:
             signal.signal(sig, handler)
 
 
-class StageProcess:
-    """A running `dvc repro --single-item <stage>`, started in its own session.
+class _StageGroup:
+    """A stage's `dvc repro` process, the leader of its own session and process group, and what
+    it started."""
 
-    Its own session: a terminal's Ctrl-C signals the whole foreground process group at once,
-    and a DVC process hit while it rewrites .dvc/tmp/rwlock leaves it empty, which breaks every
-    later `dvc` command. Started apart, the stage hears of a stop from `interrupt` only."""
-
-    def __init__(self, args: list[str], **popen_kwargs: Any):
-        self.popen = subprocess.Popen(args, start_new_session=True, **popen_kwargs)
+    def __init__(self, pid: int):
+        self.pid = pid
         self._signalled: set[int] = set()
         self._forced = False
-
-    def poll(self) -> int | None:
-        return self.popen.poll()
 
     def interrupt(self, force: bool = False) -> None:
         """SIGINT to the stage's command and everything it started, but not to DVC itself, which
@@ -99,10 +98,10 @@ class StageProcess:
         if force:
             if not self._forced:
                 self._forced = True
-                _signal_group(self.popen.pid, signal.SIGTERM)
+                _signal_group(self.pid, signal.SIGTERM)
             return
         try:
-            descendants = psutil.Process(self.popen.pid).children(recursive=True)
+            descendants = psutil.Process(self.pid).children(recursive=True)
         except psutil.NoSuchProcess:
             return
         for proc in descendants:
@@ -112,6 +111,94 @@ class StageProcess:
                     proc.send_signal(signal.SIGINT)
                 except psutil.NoSuchProcess:
                     pass
+
+
+class StageProcess(_StageGroup):
+    """A running `dvc repro --single-item <stage>`, started in its own session.
+
+    Its own session: a terminal's Ctrl-C signals the whole foreground process group at once,
+    and a DVC process hit while it rewrites .dvc/tmp/rwlock leaves it empty, which breaks every
+    later `dvc` command. Started apart, the stage hears of a stop from `interrupt` only."""
+
+    def __init__(self, args: list[str], **popen_kwargs: Any):
+        self.popen = subprocess.Popen(args, start_new_session=True, **popen_kwargs)
+        super().__init__(self.popen.pid)
+
+    def poll(self) -> int | None:
+        return self.popen.poll()
+
+
+class _Watchdog:
+    """A process that outlives `pkd repro` and stops the stages it was running if it ends
+    without reaping them: killed outright (SIGKILL, the OOM killer), which no handler catches.
+
+    It hears of each stage's start and end over a pipe, and of pkd repro's end from the pipe's
+    closing, which the kernel does however pkd repro ends. Its own session: a terminal's signals
+    are for pkd repro, which stops the stages itself."""
+
+    def __init__(self):
+        code = f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r}); " \
+               "from pkd.parallel_repro import watch; watch(sys.stdin)"
+        self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     text=True, start_new_session=True)
+
+    def tell(self, event: str, pid: int) -> None:
+        try:
+            self.proc.stdin.write(f"{event} {pid}\n")
+            self.proc.stdin.flush()
+        except OSError:
+            pass  # the watchdog is gone: the stages are still stopped on SIGINT, SIGTERM and SIGHUP
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass  # it is stopping stages left running, on its own
+
+
+def watch(events, poll_seconds: float = 0.5, grace_seconds: float = 60.0) -> None:
+    """The watchdog's loop: read `start PID` / `end PID` until the pipe closes, then stop every stage
+    that started and did not end, as a Ctrl-C does (StageProcess.interrupt), forcing after
+    `grace_seconds`."""
+    for name in ("SIGINT", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+    running: dict[int, psutil.Process] = {}
+    for line in events:
+        event, _, pid = line.partition(" ")
+        if event == "start":
+            try:
+                running[int(pid)] = psutil.Process(int(pid))  # its start time guards against a reused PID
+            except psutil.NoSuchProcess:
+                pass
+        elif event == "end":
+            running.pop(int(pid), None)
+    if not running:
+        return
+    try:
+        print(f"pkd repro ended with {len(running)} stage(s) running: stopping them", file=sys.stderr, flush=True)
+    except OSError:
+        pass  # its terminal is gone
+    stages = {pid: _StageGroup(pid) for pid in running}
+    deadline = time.monotonic() + grace_seconds
+    while stages := {pid: s for pid, s in stages.items() if _alive(running[pid])}:
+        force = time.monotonic() > deadline
+        for stage in stages.values():
+            stage.interrupt(force=force)
+            if force and time.monotonic() > deadline + grace_seconds / 6:
+                _signal_group(stage.pid, signal.SIGKILL)
+        time.sleep(poll_seconds)
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _signal_group(pgid: int, signum: int) -> None:
@@ -160,24 +247,51 @@ def threads_per_job(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // jobs)
 
 
-def dvc_processes(root: Path) -> list[int]:
-    """PIDs of the `dvc` processes working in this repository: a command line that runs dvc and
-    a working directory inside `root` (DVC finds its repository by walking up from there).
+def dvc_processes(root: Path) -> dict[int, list[str]]:
+    """{PID: command line} of the `dvc` processes working in this repository: a command line that
+    runs dvc and a working directory inside `root`, not inside another repository nested in it
+    (DVC finds its repository by walking up from there).
 
     A process scan, because DVC's own lock files do not say this: DVC holds the repository lock
     (.dvc/tmp/lock) only while it books a stage, not while the stage's command runs, and
     rwlock.lock only while it edits rwlock, yet a DVC process whose command is running will
     still write rwlock when the command ends."""
     root = root.resolve()
-    found = []
+    found = {}
     for proc in psutil.process_iter(["pid", "cmdline", "cwd"]):
         pid, cmdline, cwd = proc.info["pid"], proc.info["cmdline"] or [], proc.info["cwd"]
         if pid == os.getpid() or not cwd:  # cwd None: not ours to see
             continue
         runs_dvc = any(Path(arg).name in ("dvc", "dvc.exe") for arg in cmdline[:2]) or cmdline[1:3] == ["-m", "dvc"]
-        if runs_dvc and (Path(cwd) == root or root in Path(cwd).parents):
-            found.append(pid)
+        if runs_dvc and _repository_of(Path(cwd), root) == root:
+            found[pid] = cmdline
     return found
+
+
+def _repository_of(cwd: Path, root: Path) -> Path | None:
+    """The DVC repository a process working in `cwd` uses, if it is `root` or inside it."""
+    for folder in (cwd, *cwd.parents):
+        if folder == root or (folder / ".dvc").is_dir():
+            return folder
+        if folder in root.parents:
+            return None
+    return None
+
+
+def refuse_running_stages(root: Path = Path(".")) -> None:
+    """Refuse to start beside a `dvc repro` still working in this repository: it holds its
+    outputs' locks, and the stages it runs would fail on them. A `pkd repro` killed without its
+    watchdog leaves its stages so; naming them tells what to wait for or stop."""
+    running = {pid: cmdline for pid, cmdline in dvc_processes(root).items() if {"repro", "exp"} & set(cmdline)}
+    if running:
+        shown = "; ".join(f"PID {pid} ({_dvc_command(cmdline)})" for pid, cmdline in sorted(running.items()))
+        raise PKDError(f"DVC is already running stages in this repository: {shown}; wait for them to finish, "
+                       "or stop each with `kill -INT -- -PID` (SIGINT to its stage, which DVC then unwinds)")
+
+
+def _dvc_command(cmdline: list[str]) -> str:
+    start = next((i for i, arg in enumerate(cmdline) if Path(arg).name in ("dvc", "dvc.exe")), 0)
+    return " ".join(["dvc", *cmdline[start + 1:]])
 
 
 def reset_broken_rwlock(root: Path = Path(".")) -> None:
@@ -198,7 +312,7 @@ def reset_broken_rwlock(root: Path = Path(".")) -> None:
         pass
     if live := dvc_processes(root):
         raise PKDError(f"{RWLOCK} is unreadable and DVC is running in this repository (PID "
-                       f"{', '.join(map(str, live))}); run again once it has finished")
+                       f"{', '.join(map(str, sorted(live)))}); run again once it has finished")
     path.unlink(missing_ok=True)
     print(f"warning: {RWLOCK} was unreadable (left by an interrupted DVC) and no DVC process "
           "runs here: removed it", file=sys.stderr)
@@ -210,7 +324,7 @@ def run_parallel(jobs: int, root: Path = Path("."), poll_seconds: float = 0.5) -
     Returns the stages it ran (DVC may find some unchanged once their upstream
     re-ran: `same` in the report), in the order they finished. On a failed stage no
     new stage starts, the running ones finish, and PKDError names the stage and
-    its log (runs/logs/<stage>.log). On SIGINT or SIGTERM no new stage starts, the
+    its log (runs/logs/<stage>.log). On SIGINT, SIGTERM or SIGHUP no new stage starts, the
     running ones are stopped (StageProcess.interrupt) and waited for, and
     Interrupted says which."""
     if jobs < 1:
@@ -224,6 +338,7 @@ def _run_parallel(jobs: int, root: Path, poll_seconds: float, signals: _Signals)
         if signals.first:
             raise Interrupted(signals.first, stopped, not_started, jobs)
 
+    refuse_running_stages(root)
     reset_broken_rwlock(root)
     graph, alone = stage_graph(root)
     stop_if_signalled([], 0)
@@ -241,6 +356,8 @@ def _run_parallel(jobs: int, root: Path, poll_seconds: float, signals: _Signals)
     print(f"pkd repro: {len(pending)} of {len(graph)} stage(s) to run, {jobs} at a time, "
           f"{env['OMP_NUM_THREADS']} thread(s) each", flush=True)
 
+    pids: dict[str, int] = {}
+
     def launch(name: str) -> StageProcess:
         print(f"  start  {name}", flush=True)
         stage_env = env
@@ -248,10 +365,14 @@ def _run_parallel(jobs: int, root: Path, poll_seconds: float, signals: _Signals)
             # Alone on the machine: all cores, as under a serial `dvc repro`.
             stage_env = {**env, "OMP_NUM_THREADS": str(threads_per_job(1))}
         with open(root / stage_log(name), "w") as log:
-            return StageProcess(["dvc", "--wait-for-lock", "repro", "--single-item", name],
-                                cwd=root, env=stage_env, stdout=log, stderr=subprocess.STDOUT)
+            stage = StageProcess(["dvc", "--wait-for-lock", "repro", "--single-item", name],
+                                 cwd=root, env=stage_env, stdout=log, stderr=subprocess.STDOUT)
+        pids[name] = stage.pid
+        watchdog.tell("start", stage.pid)
+        return stage
 
     def finished(name: str, returncode: int, minutes: float) -> None:
+        watchdog.tell("end", pids.pop(name))
         if returncode != 0 and signals.first:
             print(f"  stopped {name} ({minutes:.1f} min)", flush=True)
             return
@@ -262,7 +383,11 @@ def _run_parallel(jobs: int, root: Path, poll_seconds: float, signals: _Signals)
         ran = f"Running stage '{name}'" in (root / stage_log(name)).read_text(errors="replace")
         print(f"  {'done' if ran else 'same'}   {name} ({minutes:.1f} min)", flush=True)
 
-    done, failed = schedule(graph, alone, pending, jobs, launch, finished, poll_seconds, lambda: signals.count)
+    watchdog = _Watchdog()
+    try:
+        done, failed = schedule(graph, alone, pending, jobs, launch, finished, poll_seconds, lambda: signals.count)
+    finally:
+        watchdog.close()  # any stage still running (pkd repro failed itself) is stopped by it
     stop_if_signalled(failed, len(pending) - len(done) - len(failed))
     if failed:
         print(_tail(root / stage_log(failed[0])), file=sys.stderr)

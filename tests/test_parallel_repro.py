@@ -166,6 +166,7 @@ def wait_for(*paths, timeout=60):
 @pytest.mark.parametrize("signum, how, status", [
     (signal.SIGINT, "terminal", 130),  # Ctrl-C: the terminal signals the whole foreground group
     (signal.SIGTERM, "process", 143),  # kill PID
+    (signal.SIGHUP, "process", 129),  # a closed terminal, a dropped SSH session
 ])
 def test_a_signal_stops_the_running_stages_cleanly_and_says_how_to_resume(fake_project, signum, how, status):
     root, env = fake_project
@@ -188,6 +189,54 @@ def test_a_signal_stops_the_running_stages_cleanly_and_says_how_to_resume(fake_p
         assert not psutil.pid_exists(int((root / f"{name}.started").read_text()))
     assert not (root / "c.started").exists()
     assert "stopped" in out and "FAILED" not in out
+
+
+def test_stages_stop_when_pkd_repro_is_killed_outright(fake_project):
+    """SIGKILL cannot be caught: a watchdog that outlives pkd repro stops its stages, as a Ctrl-C would."""
+    root, env = fake_project
+    proc = start_repro(root, env)
+    pids = []
+    try:
+        wait_for(root / "a.started", root / "b.started")
+        pids = [int((root / f"{name}.started").read_text()) for name in "ab"]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=60)
+        deadline = time.monotonic() + 30
+        while any(psutil.pid_exists(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for name, pid in zip("ab", pids):
+            assert not psutil.pid_exists(pid), f"stage {name} outlived pkd repro"
+            assert (root / f"{name}.signal").read_text() == "SIGINT"
+        assert not (root / "c.started").exists()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        for pid in pids:
+            if psutil.pid_exists(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_pkd_repro_refuses_to_start_beside_a_dvc_repro_still_running_here(fake_project):
+    """What a pkd repro killed without its watchdog leaves: stages still running, their outputs locked."""
+    root, env = fake_project
+    nested = root / "nested"  # its own DVC repository: not this one's business
+    (nested / ".dvc").mkdir(parents=True)
+    stray = [subprocess.Popen([sys.executable, str(root / "bin/dvc"), "repro", "--single-item", "a"], cwd=cwd, env=env)
+             for cwd in (root, nested)]
+    try:
+        wait_for(root / "a.started", nested / "a.started")
+        proc = subprocess.run([sys.executable, "-m", "pkd.console", "repro", "--jobs", "2"], check=False, cwd=root,
+                              env=env, capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"PID {stray[0].pid}" in lines[0] and str(stray[1].pid) not in lines[0], lines
+        assert "repro --single-item a" in lines[0] and not (root / "b.started").exists()
+    finally:
+        for dvc, cwd in zip(stray, (root, nested)):
+            dvc.kill()
+            if (cwd / "a.started").exists():
+                os.kill(int((cwd / "a.started").read_text()), signal.SIGKILL)
+            dvc.wait()
 
 
 def write_rwlock(root, text):
