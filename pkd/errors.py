@@ -1,7 +1,7 @@
 """The pipeline's error family: one base class for every input a user can get wrong.
 
 A stage, `pkd-preset`, `pkd-sweep-table` and `pkd predict` turn any PKDError into
-one line on stderr and exit status 2 (pkd.stage.run_stage); anything else is a bug
+one line on stderr and exit status 2 (pkd.pipeline.stage.run_stage); anything else is a bug
 and keeps its traceback. Subclasses that used to be ValueError/RuntimeError still
 are, so callers that catch those keep working.
 """

@@ -1,12 +1,12 @@
 """Stage `distill` (and `finetune`): train one student (task x strategy x depth x seed)."""
 from datasets import load_from_disk
 
-from pkd import paths
 from pkd.data import prepared_task
-from pkd.models import check_checkpoints
-from pkd.stage import load_checked_params, run_stage, stage_args
-from pkd.students import plan_student, train_student
-from pkd.tracking import stage_run
+from pkd.models.loading import check_checkpoints
+from pkd.pipeline import paths
+from pkd.pipeline.stage import load_checked_params, run_stage, stage_args
+from pkd.pipeline.tracking import stage_run
+from pkd.training.distill import plan_student, train_student
 
 
 def main() -> None:

@@ -7,15 +7,15 @@ import torch
 from datasets import load_from_disk
 from transformers import AutoTokenizer
 
-from pkd import paths
-from pkd.stage import load_checked_params, run_stage, stage_args
 from pkd.data import prepared_task
-from pkd.evaluate import evaluate_splits
+from pkd.evaluation.evaluate import evaluate_splits
+from pkd.evaluation.schema import evaluation_record
 from pkd.io import atomic_dir, write_json
-from pkd.models import check_checkpoints, checkpoint_depth, load_classifier
-from pkd.precision import resolve_precision
-from pkd.records import evaluation_record
-from pkd.tracking import stage_run
+from pkd.models.loading import check_checkpoints, checkpoint_depth, load_classifier
+from pkd.models.precision import resolve_precision
+from pkd.pipeline import paths
+from pkd.pipeline.stage import load_checked_params, run_stage, stage_args
+from pkd.pipeline.tracking import stage_run
 
 
 def main() -> None:

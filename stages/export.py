@@ -6,9 +6,9 @@ dvc.yaml has no export stage at all.
 import sys
 import tempfile
 
-from pkd import paths
 from pkd.io import atomic_dir, write_json
-from pkd.stage import load_checked_params, run_stage, stage_args
+from pkd.pipeline import paths
+from pkd.pipeline.stage import load_checked_params, run_stage, stage_args
 
 MATRIX = ("task", "strategy", "depth", "seed")
 
@@ -18,7 +18,7 @@ def main() -> None:
 
     from pkd.data import prepared_task
     from pkd.deploy.export import ExportCheckError, deployable, export_and_score, input_example
-    from pkd.tracking import stage_run
+    from pkd.pipeline.tracking import stage_run
 
     args = stage_args(*MATRIX)
     params = load_checked_params()

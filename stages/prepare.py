@@ -1,12 +1,12 @@
 """Stage `prepare`: load a task from its source or its own files, tokenise, save as datasets on disk."""
-from pkd import paths
 from pkd.data import TASK_RECORD, load_params_task
 from pkd.data.custom import task_info_to_dict
+from pkd.data.prepare import content_fingerprints, subsample, tokenize
 from pkd.io import atomic_dir, write_json
-from pkd.models import check_checkpoints, check_fine_tuned_teacher, load_tokenizer
-from pkd.prepare import content_fingerprints, subsample, tokenize
-from pkd.stage import load_checked_params, run_stage, stage_args
-from pkd.tracking import stage_run
+from pkd.models.loading import check_checkpoints, check_fine_tuned_teacher, load_tokenizer
+from pkd.pipeline import paths
+from pkd.pipeline.stage import load_checked_params, run_stage, stage_args
+from pkd.pipeline.tracking import stage_run
 
 
 def main() -> None:

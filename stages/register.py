@@ -3,12 +3,36 @@
 Best: highest dev main metric of the int8 ONNX model (what ships); ties go to
 the faster one (int8 batch-1 latency from timing.json, else fewer layers).
 """
+import os
+import sys
 import tempfile
 
-from pkd import paths
 from pkd.io import read_json, write_json
-from pkd.stage import load_checked_params, run_stage, stage_args
-from pkd.switches import export_switches
+from pkd.pipeline import paths
+from pkd.pipeline.stage import PARAMS_FILE, load_checked_params, run_stage, stage_args
+
+
+def export_switches() -> dict:
+    """params.yaml's `export` section; a malformed switch ends the stage (one line, exit 2).
+
+    With export on, this stage runs once per task even when export.register_best is
+    off; reading two booleans with plain YAML keeps such a skipped stage at a Python
+    start-up (pkd.pipeline.params would load pydantic and the task and strategy
+    registries, and validate the whole file). Registering runs validate everything.
+    """
+    from ruamel.yaml import YAML
+
+    if not os.path.isfile(PARAMS_FILE):
+        print(f"error: {PARAMS_FILE}: parameter file not found", file=sys.stderr)
+        sys.exit(2)
+    with open(PARAMS_FILE) as fh:
+        section = (YAML(typ="safe").load(fh) or {}).get("export") or {}  # YAML 1.2, as pkd.pipeline.params reads it
+    for key in ("enabled", "register_best"):
+        if not isinstance(section.get(key, False), bool):
+            print(f"error: {PARAMS_FILE}: export.{key}: Input should be a valid boolean (got {section[key]!r})",
+                  file=sys.stderr)
+            sys.exit(2)
+    return section
 
 
 def skip_unless_enabled() -> bool:
@@ -26,7 +50,7 @@ def main() -> None:
 
     from pkd.data import prepared_task
     from pkd.deploy.export import best_student, deployable, input_example, registered_name
-    from pkd.tracking import stage_run
+    from pkd.pipeline.tracking import stage_run
 
     args = stage_args("task")
     params = load_checked_params()

@@ -1,9 +1,9 @@
 """Stage `report`: paper-style tables and figures, rendered from the metrics files only."""
-from pkd import paths
-from pkd.environment import environment, summary
-from pkd.stage import load_checked_params, run_stage
+from pkd.pipeline import paths
+from pkd.pipeline.environment import environment, summary
+from pkd.pipeline.stage import load_checked_params, run_stage
+from pkd.pipeline.tracking import find_repo_root, stage_run
 from pkd.report import build_report
-from pkd.tracking import find_repo_root, stage_run
 
 
 def main() -> None:
@@ -28,9 +28,11 @@ def main() -> None:
     # The weights the students trained with: the loss-terms table shows each weighted term's share.
     weights = {name: {"alpha": s.alpha, "beta": s.beta} for name, s in params.strategies.items()
                if name in params.student.strategies}
+    # Labelled "<label> + proj" in every table and figure: an extension, not the paper's method.
+    projected = {name for name, s in params.strategies.items() if s.projection}
     with stage_run("report", params=config, tags={}) as run:
         outputs = build_report(paths.METRICS, paths.REPORTS, config, selected=params.report.selection,
-                               loss_weights=weights)
+                               loss_weights=weights, projected=projected)
         for path in outputs.values():
             run.log_artifact(path)
 

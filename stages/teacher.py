@@ -2,14 +2,19 @@
 (teacher.fine_tuned), scored and saved the same way."""
 from datasets import load_from_disk
 
-from pkd import paths
 from pkd.data import prepared_task
-from pkd.models import build_teacher, check_checkpoints, load_fine_tuned_teacher, load_tokenizer
-from pkd.precision import resolve_precision
-from pkd.run_key import config_hash
-from pkd.stage import load_checked_params, run_stage, stage_args
-from pkd.tracking import stage_run
-from pkd.training import score_model, train_model
+from pkd.models.loading import (
+    build_teacher,
+    check_checkpoints,
+    load_fine_tuned_teacher,
+    load_tokenizer,
+)
+from pkd.models.precision import resolve_precision
+from pkd.pipeline import paths
+from pkd.pipeline.stage import load_checked_params, run_stage, stage_args
+from pkd.pipeline.tracking import stage_run
+from pkd.training.resume_key import config_hash
+from pkd.training.train import score_model, train_model
 
 
 def main() -> None:

@@ -2,14 +2,14 @@
 from datasets import load_from_disk
 from transformers import AutoTokenizer, DataCollatorWithPadding
 
-from pkd import paths
+from pkd.cache.build import build_teacher_cache
+from pkd.cache.distributed import init_distributed, is_main_process
 from pkd.data import prepared_task
-from pkd.distributed import init_distributed, is_main_process
-from pkd.models import check_checkpoints, load_classifier
-from pkd.precision import resolve_precision
-from pkd.stage import load_checked_params, run_stage, stage_args
-from pkd.teacher_cache import build_teacher_cache
-from pkd.tracking import stage_run
+from pkd.models.loading import check_checkpoints, load_classifier
+from pkd.models.precision import resolve_precision
+from pkd.pipeline import paths
+from pkd.pipeline.stage import load_checked_params, run_stage, stage_args
+from pkd.pipeline.tracking import stage_run
 
 
 def main() -> None:

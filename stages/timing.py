@@ -3,14 +3,15 @@ import torch
 from datasets import load_from_disk
 from transformers import DataCollatorWithPadding
 
-from pkd import paths
-from pkd.stage import load_checked_params, run_stage
 from pkd.data import prepared_task
+from pkd.evaluation.timing import time_depths
 from pkd.io import write_json
-from pkd.models import MODEL_INPUTS, check_checkpoints, load_tokenizer, resolve_checkpoint
-from pkd.precision import resolve_precision
-from pkd.timing import time_depths
-from pkd.tracking import stage_run
+from pkd.models.families import MODEL_INPUTS
+from pkd.models.loading import check_checkpoints, load_tokenizer, resolve_checkpoint
+from pkd.models.precision import resolve_precision
+from pkd.pipeline import paths
+from pkd.pipeline.stage import load_checked_params, run_stage
+from pkd.pipeline.tracking import stage_run
 
 
 def main() -> None:

@@ -16,8 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-from pkd.testing import save_tiny_bert  # noqa: F401  (re-exported for the tests)
+from tiny_models import save_tiny_bert  # noqa: F401  (re-exported for the tests)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,8 +30,8 @@ def tiny_bert(tmp_path_factory) -> Path:
 def tiny_splits(tiny_bert):
     """Tokenised built-in sentiment data: 96 train, 48 dev examples."""
     from pkd.data import get_task, load_task
-    from pkd.models import load_tokenizer
-    from pkd.prepare import tokenize
+    from pkd.data.prepare import tokenize
+    from pkd.models.loading import load_tokenizer
 
     task = get_task("builtin_sentiment")
     splits = load_task(task.name, "builtin", seed=0, builtin_train_size=96, builtin_dev_size=48)
@@ -41,10 +40,10 @@ def tiny_splits(tiny_bert):
 
 def save_hf_classifier(path, labels=("negative", "positive")):
     """A classifier saved by plain transformers code, as one fine-tuned elsewhere is: no pkd keys."""
+    from tiny_models import DEFAULT_CHECKPOINT
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from pkd.models import resolve_checkpoint
-    from pkd.testing import DEFAULT_CHECKPOINT
+    from pkd.models.loading import resolve_checkpoint
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_checkpoint(DEFAULT_CHECKPOINT))
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
@@ -68,7 +67,7 @@ def run_cmd(cmd, cwd, env=None, timeout=900):
 
 def with_inputs(params: dict) -> dict:
     """Set data.inputs (which dvc.yaml's prepare stages depend on) for the tasks a test chose."""
-    from pkd.config import DataParams, task_inputs
+    from pkd.pipeline.params import DataParams, task_inputs
 
     data = {k: v for k, v in params["data"].items() if k != "inputs"}
     params["data"]["inputs"] = task_inputs(DataParams.model_validate(data))

@@ -15,7 +15,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "pkd"
 # Modules that cannot change any output, so no stage needs to re-run when they change.
-EXEMPT = {"pkd/tracking.py"}  # MLflow tracking: copies of params/metrics, never an input to a result
+EXEMPT = {"pkd/pipeline/tracking.py"}  # MLflow tracking: copies of params/metrics, never an input to a result
 
 
 def module_file(name: str) -> Path | None:
@@ -126,13 +126,18 @@ def test_stage_deps_cover_every_imported_pkd_module(name):
 
 @pytest.mark.parametrize("name", sorted(STAGES))
 def test_stage_code_deps_are_all_used(name):
-    """The other direction: a pkd dep the stage never imports would re-run it for nothing."""
+    """The other direction: a pkd dep the stage never imports would re-run it for nothing; a folder
+    is a dep only where the stage imports every module in it."""
     stage = STAGES[name]
     used = closure(script_of(stage))
     code_deps = [d for d in stage["deps"] if d == "pkd" or d.startswith("pkd/")]
     for dep in code_deps:
         assert (ROOT / dep).exists(), f"stage {name}: dep {dep} does not exist"
         assert any(covered(p, [dep]) for p in used), f"stage {name}: dep {dep} is not imported by the stage"
+        if (ROOT / dep).is_dir():  # an edit to any module in it re-runs the stage
+            unused = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / dep).rglob("*.py")
+                            if p.relative_to(ROOT).as_posix() not in used)
+            assert not unused, f"stage {name}: dep {dep} holds modules the stage never imports: {unused}"
 
 
 def test_report_code_is_not_a_dep_of_training():
@@ -167,9 +172,8 @@ def test_what_each_change_reaches_in_the_dag(tmp_path):
     """Placeholder outputs recorded with `dvc commit` (nothing trained), then DVC's own view of
     what a change makes stale: a cache-only key reaches only the cache; a new cache or a new
     teacher reaches the students that read them, never the FT students."""
-    from dvc.repo import Repo
-
     from conftest import make_repo, run_cmd
+    from dvc.repo import Repo
 
     task = "builtin_pair"
     params = yaml.safe_load((ROOT / "params.yaml").read_text())

@@ -2,16 +2,16 @@
 import filecmp
 import json
 import re
-import time
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT, make_repo, save_tiny_bert
 from conftest import run_cmd as run
+
 from pkd.io import read_json
 
 pytestmark = pytest.mark.slow
@@ -125,8 +125,8 @@ def test_remote_push_then_fresh_clone_pull_is_byte_identical_and_up_to_date(repo
 def test_parallel_queued_sweep_lands_in_mlflow_and_best_on_dev_table(repo, server):
     from mlflow.tracking import MlflowClient
 
-    from pkd.experiments import collect_experiments
-    from pkd.sweep import best_on_dev
+    from pkd.cli.sweep_table import best_on_dev
+    from pkd.pipeline.experiments import collect_experiments
 
     root, env, _ = repo
     queue_env = {**env, "MLFLOW_TRACKING_URI": server, "OMP_NUM_THREADS": "1"}
@@ -259,7 +259,7 @@ def test_readme_strategy_recipe_runs_and_its_beta_sweep_reruns_only_its_students
     root = tmp_path / "repo"
     root.mkdir()
     env = make_repo(root, params)
-    with (root / "pkd/strategies.py").open("a") as fh:
+    with (root / "pkd/method/strategies.py").open("a") as fh:
         fh.write(RECIPE_ENTRY)
     env = {**env, "PYTHONPATH": str(root)}  # the stages import this copy of pkd, with the entry
     log = run(["dvc", "repro"], root, env)

@@ -8,9 +8,10 @@ MAX_BYTES = 20_000
 
 
 def layout_entries() -> dict[str, int]:
-    """{path below the repository root: README line} of the fenced block under "### Layout"."""
+    """{path below the repository root: README line} of the first fenced block under "### Layout"
+    (a paragraph, the map of the code, may come first)."""
     text = README.read_text()
-    match = re.search(r"^### Layout\n+```[^\n]*\n(.*?)^```", text, re.DOTALL | re.MULTILINE)
+    match = re.search(r"^### Layout\n(?:(?!^#)[^`]|`(?!``))*?^```[^\n]*\n(.*?)^```", text, re.DOTALL | re.MULTILINE)
     assert match, "README.md has no fenced block under a '### Layout' heading"
     first_line = text[:match.start(1)].count("\n") + 1
     entries, parents = {}, []

@@ -398,7 +398,7 @@ def generate_builtin(task: str | TaskInfo, seed: int, train_size: int, dev_size:
     """Generate the train and dev splits of a built-in task (no test split).
 
     The sizes have no default here: params.yaml's data.builtin_train_size and
-    data.builtin_dev_size (pkd.config) hold the only ones."""
+    data.builtin_dev_size (pkd.pipeline.params) hold the only ones."""
     info = get_task(task)
     if info.source_kind != "builtin":
         raise ValueError(f"task {info.name!r} is not built in; allowed: "

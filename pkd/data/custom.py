@@ -69,7 +69,7 @@ class CustomTaskSpec:
     labels: list[str | bool | int | float] | None = None
     regression: bool = False
     main_metric: str | None = None
-    # pydantic (pkd.config) validates this dataclass as a params section: no unknown keys.
+    # pydantic (pkd.pipeline.params) validates this dataclass as a params section: no unknown keys.
     __pydantic_config__: ClassVar[dict] = {"extra": "forbid"}
 
     def __post_init__(self):

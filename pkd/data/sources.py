@@ -2,13 +2,12 @@
 
 A source serves one kind of task (``TaskInfo.source_kind``) and turns a task
 into a DatasetDict in the common schema (``pkd.data.schema``). ``load_task``
-and ``pkd.config`` both read this registry, so a new source is a loader
+and ``pkd.pipeline.params`` both read this registry, so a new source is a loader
 module plus one ``Source`` entry below.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ class SourceSettings:
 
     glue_dir: str | Path | None = None
     seed: int = 0
-    # No defaults here: params.yaml (pkd.config) holds the only ones.
+    # No defaults here: params.yaml (pkd.pipeline.params) holds the only ones.
     builtin_train_size: int | None = None
     builtin_dev_size: int | None = None
 
@@ -105,30 +104,11 @@ def task_input(task: str, source: str, glue_dir: str | None, custom=None) -> str
     (MNLI's whole download: it also reads the diagnostic set and WNLI); for data that is
     generated or fetched, the module that makes it."""
     if custom is not None:
-        path = custom.input_path()
-        if path is not None:
-            _check_apart_from_outputs(task, path, "dataset" if custom.dataset is not None else "files")
-        return path or "pkd/data/custom.py"
+        return custom.input_path() or "pkd/data/custom.py"
     if source == "glue_dir" and glue_dir:
         info = get_task(task)
         return str(Path(glue_dir)) if info.leaderboard_extras else str(Path(glue_dir) / info.glue_dir_name)
     return {"builtin": "pkd/data/builtin.py", "hub": "pkd/data/hub.py"}.get(source, "pkd/data/sources.py")
-
-
-def _check_apart_from_outputs(task: str, folder: str, what: str) -> None:
-    """Refuse a task folder that holds pipeline outputs (`data`, the repository root) or lies in
-    them: DVC would find one path both an input and an output, and then refuse every command."""
-    from pkd.paths import OUTPUTS
-
-    where = Path(os.path.abspath(folder))  # paths in params.yaml are relative to the repository root
-    for out in OUTPUTS:
-        out_path = Path(os.path.abspath(out))
-        if where == out_path or where in out_path.parents or out_path in where.parents:
-            relation = "lies in" if out_path in where.parents else "holds"
-            raise ConfigError(
-                f"custom_tasks: {task}: the folder of its {what}, '{folder}', {relation} the pipeline's outputs "
-                f"({out.as_posix()}), and DVC cannot also track it as the task's input; move the {what} to a "
-                f"folder of their own, e.g. data/raw/{task}/")
 
 
 def sources_for(kind: str) -> tuple[str, ...]:

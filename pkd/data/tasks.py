@@ -1,7 +1,7 @@
 """Static description of every task the pipeline knows about: one record per task.
 
 Everything that differs between tasks lives here, so the readers (``glue_tsv``,
-``hub``), the sources and the leaderboard writer (``pkd.evaluate``) hold no
+``hub``), the sources and the leaderboard writer (``pkd.evaluation.evaluate``) hold no
 per-task tables of their own, and a new GLUE-format task is one entry below.
 
 Label orders follow the Hugging Face ``nyu-mll/glue`` ClassLabel ids so that a

@@ -1,7 +1,7 @@
 """Label sentences (or sentence pairs) with a saved or exported model: the library side of `pkd predict`.
 
 `Predictor` accepts any model directory the pipeline wrote (teacher or
-student, [CLS] or mean pooling: read through pkd.models' loader), an export
+student, [CLS] or mean pooling: read through pkd.models.loading' loader), an export
 directory (`model.onnx` is used), or one `.onnx` file inside an export
 directory (e.g. `model_int8.onnx`). Task, label names and pooling come from
 the directory's config.json (`pkd_task`, `id2label`, `pkd_pooling`).
@@ -21,8 +21,8 @@ import numpy as np
 
 from pkd.data import DataFormatError, get_task
 from pkd.data.custom import task_info_from_dict
-from pkd.deploy.export import ONNX_FILE, OnnxClassifier
 from pkd.errors import ConfigError
+from pkd.models.onnx import ONNX_FILE, OnnxClassifier
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -52,7 +52,7 @@ class Predictor:
     def __init__(self, model: str | Path, task: str | None = None, threads: int | None = None):
         from transformers import AutoConfig, AutoTokenizer
 
-        import pkd.pooling  # noqa: F401  (registers the mean-pooled model's config type with AutoConfig)
+        import pkd.models.mean_pooled  # noqa: F401  (registers the mean-pooled model's config type with AutoConfig)
 
         self.model_dir, onnx_file = resolve_model(model)
         config = AutoConfig.from_pretrained(str(self.model_dir))
@@ -81,7 +81,7 @@ class Predictor:
                 import torch
                 from transformers.utils import logging as hf_logging
 
-                from pkd.models import load_classifier
+                from pkd.models.loading import load_classifier
 
                 if self._threads:
                     torch.set_num_threads(self._threads)
@@ -94,7 +94,7 @@ class Predictor:
             return self.model({k: np.asarray(v) for k, v in batch.items()})
         import torch
 
-        from pkd.families import model_inputs
+        from pkd.models.families import model_inputs
 
         inputs = model_inputs(self.model)  # a tokenizer may make token_type_ids that the model does not take
         features = {k: torch.as_tensor(np.asarray(v)) for k, v in batch.items() if k in inputs}

@@ -8,7 +8,7 @@
 Pair tasks take a `text_b` column as well. The model's artifact is an export
 directory holding the int8 ONNX model, config.json and the tokenizer; ONNX
 Runtime runs it (pkd.deploy.predict.Predictor). Loading needs `pkd` installed.
-pkd.tracking logs and registers these models; this module only defines them.
+pkd.pipeline.tracking logs and registers these models; this module only defines them.
 """
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ ARTIFACT = "export"
 
 class TextClassifierModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
-        from pkd.deploy.export import INT8_FILE, ONNX_FILE
         from pkd.deploy.predict import Predictor
+        from pkd.models.onnx import INT8_FILE, ONNX_FILE
 
         root = Path(context.artifacts[ARTIFACT])
         onnx = root / INT8_FILE if (root / INT8_FILE).is_file() else root / ONNX_FILE

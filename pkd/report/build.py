@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from pkd import strategies as registry
 from pkd.io import write_bytes
+from pkd.method import strategies as registry
 from pkd.report import figures, paper, selection, stats, tables
 from pkd.report.load import Metrics, load_metrics
 from pkd.report.render import Block, Bullets, Heading, Image, Para, Table, to_html, to_markdown
@@ -64,7 +65,8 @@ def paper_points() -> list[dict[str, Any]]:
     return points
 
 
-def _speedup_points(m: Metrics, summ: pd.DataFrame, columns: list[tables.Column]) -> pd.DataFrame:
+def _speedup_points(m: Metrics, summ: pd.DataFrame, columns: list[tables.Column],
+                    projected: Collection[str] = ()) -> pd.DataFrame:
     """One point per deployable variant (PyTorch, ONNX fp32, ONNX int8) of every method and
     depth: throughput speed-up vs the PyTorch teacher and the average main metric (mean over
     seeds) relative to the teacher's (%), plus the authors' published points."""
@@ -86,7 +88,7 @@ def _speedup_points(m: Metrics, summ: pd.DataFrame, columns: list[tables.Column]
 
     for group, r in averages.iterrows():
         teacher = r["role"] == "teacher"
-        method = "Teacher" if teacher else registry.label(r["strategy"])
+        method = "Teacher" if teacher else registry.label(r["strategy"], r["strategy"] in projected)
         key = "teacher" if teacher else int(r["depth"])
         add(f"{method} {r['depth']}L", None if teacher else r["strategy"], tables.PYTORCH,
             speed.get((tables.PYTORCH, key)), r["main"])
@@ -107,7 +109,7 @@ def _speedup_points(m: Metrics, summ: pd.DataFrame, columns: list[tables.Column]
                     per_model.append(sum(mains[t] for t in tasks) / len(tasks))
             if not per_model:
                 continue  # an average over a subset of tasks would not be comparable
-            add(f"{registry.label(strategy)} {depth}L", strategy, variant,
+            add(f"{registry.label(strategy, strategy in projected)} {depth}L", strategy, variant,
                 speed.get((variant, int(depth))), sum(per_model) / len(per_model), reference)
     rows += paper_points()
     return pd.DataFrame.from_records(rows, columns=["label", "strategy", "runtime", "speedup", "score"])
@@ -142,9 +144,9 @@ def _timing_notes(timing: dict[str, Any] | None) -> list[str]:
     ]
 
 
-def _legend(strategies: list[str], sep: str) -> str:
+def _legend(strategies: list[str], sep: str, projected: Collection[str]) -> str:
     """What each strategy trains with, from its registry entry ("KD = soft labels; ...")."""
-    return "; ".join(f"{registry.label(s)}{sep}{registry.get_strategy(s).description}"
+    return "; ".join(f"{registry.label(s, s in projected)}{sep}{registry.get_strategy(s).description}"
                      for s in strategies if registry.get_strategy(s).description)
 
 
@@ -152,7 +154,11 @@ def _blocks(m: Metrics, config: dict[str, Any], split: str, t1: pd.DataFrame,
             paired: pd.DataFrame, retention: pd.DataFrame, t2: pd.DataFrame, t3: pd.DataFrame,
             figs: dict[str, bytes], columns: list[tables.Column],
             t4: pd.DataFrame | None = None, selected: str = "last",
-            losses: pd.DataFrame | None = None) -> list[Block]:
+            losses: pd.DataFrame | None = None, projected: Collection[str] = ()) -> list[Block]:
+
+    def label(strategy: str) -> str:
+        return registry.label(strategy, strategy in projected)
+
     col_notes = _column_notes(m, columns)
     avg_note = (f"Average: mean of the main metric over the {len(columns)} score columns, "
                 "per seed and from unrounded values, then mean±std over seeds; `-` where a "
@@ -160,7 +166,7 @@ def _blocks(m: Metrics, config: dict[str, Any], split: str, t1: pd.DataFrame,
     seed_note = ("Seeds: the number of students (one per seed) behind each cell; a cell is "
                  "their mean ± sample standard deviation (ddof 1), or the single value. The "
                  "teacher is one model.")
-    main, kd = registry.label(registry.PKD), registry.label(registry.KD)
+    main, kd = label(registry.PKD), label(registry.KD)
     # Where the epochs are dev-selected, every table built from them says so in its caption.
     scored = split if selected == "last" else f"{split}, best epoch per run: dev-selected, optimistic"
     selection_notes = [] if selected == "last" else [
@@ -176,7 +182,7 @@ def _blocks(m: Metrics, config: dict[str, Any], split: str, t1: pd.DataFrame,
         Heading("Configuration"),
         Table(_config_table(config, m.metrics_dir, split), "Run configuration"),
         Heading("Table 1: main results"),
-        Table(t1, f"Table 1. Teacher and students ({scored}); {_legend(tables.table1_strategies(), ' = ')}", [
+        Table(t1, f"Table 1. Teacher and students ({scored}); {_legend(tables.table1_strategies(), ' = ', projected)}", [
             *selection_notes,
             f"{main}, the paper's main method, is its Table 1's PKD; Table 2 compares the "
             "layer maps of the patient loss.",
@@ -199,9 +205,9 @@ def _blocks(m: Metrics, config: dict[str, Any], split: str, t1: pd.DataFrame,
             f"their own dev results (docs/method.md). Their 3-layer PKD is {main}.",
         ]),
         *_authors_blocks(columns),
-        Heading(f"Table 2: {' vs '.join(map(registry.label, tables.table2_strategies()))}"),
+        Heading(f"Table 2: {' vs '.join(map(label, tables.table2_strategies()))}"),
         Table(t2, f"Table 2. Which teacher layers to learn from ({scored})", [
-            f"{_legend(tables.table2_strategies(), ': ')}. Cells as in Table 1; their paired "
+            f"{_legend(tables.table2_strategies(), ': ', projected)}. Cells as in Table 1; their paired "
             "differences are in the table above.", avg_note,
         ]),
         Heading("Table 3: inference cost"),
@@ -224,7 +230,7 @@ def _blocks(m: Metrics, config: dict[str, Any], split: str, t1: pd.DataFrame,
               "dashed: the teacher."),
         Image("fig_train_vs_dev.png", figs["fig_train_vs_dev.png"],
               "Figure 2. Train (solid) vs dev (dashed) accuracy per epoch for "
-              f"{', '.join(map(registry.label, figures.figure2_strategies()))}: the paper's "
+              f"{', '.join(map(label, figures.figure2_strategies()))}: the paper's "
               f"overfitting comparison of {kd} and {main}."),
         Image("fig_accuracy_vs_speedup.png", figs["fig_accuracy_vs_speedup.png"],
               f"Figure 3. {split} main metric averaged over all score columns, relative to the "
@@ -268,7 +274,8 @@ def _blocks(m: Metrics, config: dict[str, Any], split: str, t1: pd.DataFrame,
 
 def build_report(metrics_dir: Path, out_dir: Path, config: dict[str, Any],
                  *, split: str = "dev", selected: str = "last",
-                 loss_weights: dict[str, dict[str, float]] | None = None) -> dict[str, Path]:
+                 loss_weights: dict[str, dict[str, float]] | None = None,
+                 projected: Collection[str] = ()) -> dict[str, Path]:
     """Render the paper-style report from the metrics files under metrics_dir.
 
     config: a summary of the run (teacher checkpoint, tasks, depths, preset, data
@@ -276,7 +283,8 @@ def build_report(metrics_dir: Path, out_dir: Path, config: dict[str, Any],
     order. split: which eval split the tables score ("dev", or "test" where labelled).
     selected: report.selection, "last" (the saved models) or "best_dev" (each run's best
     dev epoch, pkd.report.selection). loss_weights: {strategy: {"alpha", "beta"}}, for the
-    loss-terms table (none without it). Returns {file name: path} for every file written into out_dir (see OUTPUTS).
+    loss-terms table (none without it). projected: the strategies that trained with a learned
+    projection (params.yaml's strategies.<name>.projection), labelled "<label> + proj". Returns {file name: path} for every file written into out_dir (see OUTPUTS).
     Raises ValueError, naming the directory, when there are no eval files.
     """
     metrics_dir, out_dir = Path(metrics_dir), Path(out_dir)
@@ -290,28 +298,30 @@ def build_report(metrics_dir: Path, out_dir: Path, config: dict[str, Any],
     columns = tables.score_columns(m.evals, split, tasks)
     sc = tables.scores(m, columns)
     summ = tables.summary(sc, columns)
-    t1 = tables.table1_main(m, summ, columns,
+    t1 = tables.table1_main(m, summ, columns, projected=projected,
                             best_epochs=None if epochs is None else tables.best_epoch_cells(sc, epochs))
-    paired = tables.paired_differences(m, sc, columns)
+    paired = tables.paired_differences(m, sc, columns, projected)
     teacher_depths = {int(d) for d in m.evals.loc[m.evals["role"] == "teacher", "depth"]}
     retention = paper.retention_table(
-        summ, columns, teacher_depths.pop() if len(teacher_depths) == 1 else None)
-    t2 = tables.table2_skip_vs_last(m, summ, columns)
+        summ, columns, teacher_depths.pop() if len(teacher_depths) == 1 else None, projected)
+    t2 = tables.table2_skip_vs_last(m, summ, columns, projected)
     t3 = tables.table3_inference(m.timing)
-    t4 = tables.table4_deployment(m.exports)
+    t4 = tables.table4_deployment(m.exports, projected)
 
     mains = set(m.evals["main_metric"])
     metric_label = f"{split} {'accuracy' if mains == {'accuracy'} else 'main metric'} (%)"
     figs = {
         "fig_metric_vs_depth.png": figures.metric_vs_depth(
-            summ[summ["column"] != tables.AVERAGE], columns, metric_label),
+            summ[summ["column"] != tables.AVERAGE], columns, metric_label, projected),
         "fig_train_vs_dev.png": figures.train_vs_dev(
-            m.histories, tasks, tables.student_depths(m.evals)),
+            m.histories, tasks, tables.student_depths(m.evals), projected),
         "fig_accuracy_vs_speedup.png": figures.accuracy_vs_speedup(
-            _speedup_points(m, summ, columns), f"average {split} main metric, % of the teacher's"),
+            _speedup_points(m, summ, columns, projected), f"average {split} main metric, % of the teacher's",
+            projected),
     }
-    losses = tables.loss_terms(m.histories, loss_weights) if loss_weights else None
-    blocks = _blocks(m, dict(config), split, t1, paired, retention, t2, t3, figs, columns, t4, selected, losses)
+    losses = tables.loss_terms(m.histories, loss_weights, projected) if loss_weights else None
+    blocks = _blocks(m, dict(config), split, t1, paired, retention, t2, t3, figs, columns, t4, selected, losses,
+                     projected)
     contents: dict[str, bytes] = {
         "table1_main.csv": t1.to_csv(index=False).encode(),
         "table1_paired_differences.csv": paired.to_csv(index=False).encode(),

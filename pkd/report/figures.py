@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from pkd import strategies as registry
+from pkd.method import strategies as registry
 from pkd.report.tables import PYTORCH, RUNTIME_LABELS, Column
 
 TEACHER_STYLE = ("black", "*")
@@ -55,14 +55,15 @@ def _empty(message: str) -> bytes:
     return _png(fig)
 
 
-def metric_vs_depth(sc: pd.DataFrame, columns: Sequence[Column], metric_label: str) -> bytes:
+def metric_vs_depth(sc: pd.DataFrame, columns: Sequence[Column], metric_label: str,
+                    projected: Collection[str] = ()) -> bytes:
     """(a) dev main metric vs student depth, a line per method, teacher dashed."""
     fig, axes = _grid(len(columns))
     students = sc[sc["role"] != "teacher"]
     depths = sorted(students["depth"].unique())
     for ax, col in zip(axes, columns):
         here = sc[sc["column"] == col.label]
-        for strategy, label in ((s, registry.label(s)) for s in registry.names()):
+        for strategy, label in ((s, registry.label(s, s in projected)) for s in registry.names()):
             pts = here[here["strategy"] == strategy].dropna(subset=["main"]).sort_values("depth")
             if not pts.empty:
                 color, marker = style(strategy)
@@ -103,14 +104,16 @@ def figure2_strategies() -> list[str]:
     return [s for s in registry.names() if s in (registry.KD, registry.PKD) or s in extras]
 
 
-def train_vs_dev(histories: pd.DataFrame, tasks: Sequence[str], depths: Sequence[int]) -> bytes:
+def train_vs_dev(histories: pd.DataFrame, tasks: Sequence[str], depths: Sequence[int],
+                 projected: Collection[str] = ()) -> bytes:
     """(b) the paper's overfitting figure: train (solid) and dev (dashed) accuracy per
     epoch (mean over seeds) of the paper's KD and PKD and of every strategy registered
     beyond the paper's four; a row per student depth, a column per task."""
     methods = figure2_strategies()
+    labels = {s: registry.label(s, s in projected) for s in methods}
     hist = histories[histories["strategy"].isin(methods)] if not histories.empty else histories
     if hist.empty or not any(k in hist.columns for k in ("train_accuracy", "train_score")):
-        return _empty(f"No {' / '.join(map(registry.label, methods))} training histories (metrics/train/) were found.")
+        return _empty(f"No {' / '.join(labels.values())} training histories (metrics/train/) were found.")
     panels = [(d, t) for d in depths for t in tasks
               if not hist[(hist["depth"] == d) & (hist["task"] == t)].empty]
     ncols = max(1, len(tasks))
@@ -142,7 +145,7 @@ def train_vs_dev(histories: pd.DataFrame, tasks: Sequence[str], depths: Sequence
             ax.set_xlabel("epoch")
             ax.xaxis.get_major_locator().set_params(integer=True)
             ax.grid(alpha=0.3)
-    handles = [Line2D([], [], color=style(s)[0], label=registry.label(s)) for s in methods]
+    handles = [Line2D([], [], color=style(s)[0], label=labels[s]) for s in methods]
     handles += [Line2D([], [], color="black", linestyle="-", label="train"),
                 Line2D([], [], color="black", linestyle="--", label="dev")]
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
@@ -156,7 +159,7 @@ RUNTIME_STYLE = {  # how each deployable variant is drawn: marker override, holl
 }
 
 
-def accuracy_vs_speedup(points: pd.DataFrame, metric_label: str) -> bytes:
+def accuracy_vs_speedup(points: pd.DataFrame, metric_label: str, projected: Collection[str] = ()) -> bytes:
     """(c) average dev metric vs batch-32 throughput speed-up, a point per deployable model.
 
     points: columns label, strategy, runtime (pytorch | onnx_fp32 | onnx_int8 | paper),
@@ -178,7 +181,7 @@ def accuracy_vs_speedup(points: pd.DataFrame, metric_label: str) -> bytes:
             if grp.empty:
                 continue
             color, marker = style(key)
-            label = ("Teacher" if key is None else registry.label(key)) if runtime == PYTORCH else None
+            label = ("Teacher" if key is None else registry.label(key, key in projected)) if runtime == PYTORCH else None
             ax.scatter(grp["speedup"], grp["score"], marker=marker_override or marker, s=60, zorder=3,
                        facecolors="none" if hollow else color, edgecolors=color, label=label)
     paper = pts[pts["runtime"] == "paper"]

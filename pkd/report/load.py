@@ -14,7 +14,8 @@ from typing import Any
 import pandas as pd
 
 from pkd.errors import MetricsError
-from pkd.records import parse_student_name, read_evaluation
+from pkd.evaluation.schema import read_evaluation
+from pkd.pipeline.paths import parse_student_name
 
 
 @dataclass

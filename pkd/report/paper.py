@@ -9,9 +9,11 @@ read them here only.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import pandas as pd
 
-from pkd import strategies as registry
+from pkd.method import strategies as registry
 from pkd.report.tables import AVERAGE, MISSING, Column
 
 AUTHORS_TEACHER_DEPTH = 12
@@ -73,7 +75,8 @@ def authors_table(columns: list[Column]) -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=["Model", "Layers", *labels])
 
 
-def retention_table(summ: pd.DataFrame, columns: list[Column], teacher_depth: int | None) -> pd.DataFrame:
+def retention_table(summ: pd.DataFrame, columns: list[Column], teacher_depth: int | None,
+                    projected: Collection[str] = ()) -> pd.DataFrame:
     """Per student (method, depth): mean main metric over seeds / the teacher's, in %.
     Beside it, the authors' retention at the same compression ratio N/M (their 12 -> 6
     is 2x, 12 -> 3 is 4x), where they report one."""
@@ -86,7 +89,7 @@ def retention_table(summ: pd.DataFrame, columns: list[Column], teacher_depth: in
         ratio = teacher_depth / s["depth"] if teacher_depth else None
         authors_depth = AUTHORS_TEACHER_DEPTH / ratio if ratio else None
         theirs = AUTHORS_DEV.get((s["strategy"], authors_depth)) if authors_depth else None
-        rec = {"Model": registry.label(s["strategy"]), "Layers": str(s["depth"]),
+        rec = {"Model": registry.label(s["strategy"], s["strategy"] in projected), "Layers": str(s["depth"]),
                "N/M": MISSING if ratio is None else f"{ratio:g}x"}
         for label in labels:
             ours, teacher = mains.get((s["group"], label)), mains.get(("teacher", label))

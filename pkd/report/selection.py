@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pkd.choices import SELECTIONS
+from pkd.allowed_values import SELECTIONS
 from pkd.errors import MetricsError
 from pkd.report.load import Metrics
 

@@ -1,7 +1,7 @@
 """The paper's tables as DataFrames of display strings (scores x100, one decimal).
 
 Table 1: Teacher, then per student depth the strategies of the paper's Table 1 and
-every strategy registered beyond the paper's four (pkd.strategies), one column per
+every strategy registered beyond the paper's four (pkd.method.strategies), one column per
 task (MNLI as -m / -mm), plus the average of the main metrics; every cell is the mean
 ± sample std over the student seeds, with their count. The paired table compares
 methods seed by seed (pkd/report/stats.py). Table 2: the strategies with a patient
@@ -12,13 +12,13 @@ from timing.json. Rows, their order and labels come from the strategy registry.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-from pkd import strategies as registry
+from pkd.method import strategies as registry
 from pkd.report.load import Metrics
 from pkd.report.stats import mean_std, paired_t_interval, verdict
 
@@ -191,25 +191,29 @@ def table2_strategies() -> list[str]:
     return [s for s in registry.names() if registry.get_strategy(s).patient]
 
 
-def _strategy_rows(m: Metrics, strategies: Sequence[str]) -> list[tuple[str, str, str]]:
-    return [(registry.label(s), str(d), f"{s}-{d}") for d in student_depths(m.evals) for s in strategies]
+def _strategy_rows(m: Metrics, strategies: Sequence[str], projected: Collection[str]) -> list[tuple[str, str, str]]:
+    return [(registry.label(s, s in projected), str(d), f"{s}-{d}") for d in student_depths(m.evals) for s in strategies]
 
 
 def table1_main(m: Metrics, summ: pd.DataFrame, columns: Sequence[Column],
-                best_epochs: dict[str, str] | None = None) -> pd.DataFrame:
-    rows = [("Teacher", teacher_depth_label(m.evals), "teacher"), *_strategy_rows(m, table1_strategies())]
+                best_epochs: dict[str, str] | None = None, projected: Collection[str] = ()) -> pd.DataFrame:
+    """The teacher and Table 1's students; `projected`: the strategies trained with a learned
+    projection (labelled "<label> + proj"), here and in every table below."""
+    rows = [("Teacher", teacher_depth_label(m.evals), "teacher"), *_strategy_rows(m, table1_strategies(), projected)]
     return _table(summ, columns, rows, best_epochs)
 
 
-def table2_skip_vs_last(m: Metrics, summ: pd.DataFrame, columns: Sequence[Column]) -> pd.DataFrame:
-    return _table(summ, columns, _strategy_rows(m, table2_strategies()))
+def table2_skip_vs_last(m: Metrics, summ: pd.DataFrame, columns: Sequence[Column],
+                        projected: Collection[str] = ()) -> pd.DataFrame:
+    return _table(summ, columns, _strategy_rows(m, table2_strategies(), projected))
 
 
 PAIRED_COLUMNS = ["Comparison", "Layers", "Column", "Seeds", "Mean difference",
                   "95% interval", "Verdict"]
 
 
-def paired_differences(m: Metrics, sc: pd.DataFrame, columns: Sequence[Column]) -> pd.DataFrame:
+def paired_differences(m: Metrics, sc: pd.DataFrame, columns: Sequence[Column],
+                       projected: Collection[str] = ()) -> pd.DataFrame:
     """Per depth, comparison and score column (plus the average over columns): the mean
     over seeds of (a - b) in points of the main metric, its paired t-interval and what
     it shows. Only seeds that both students have are paired."""
@@ -231,7 +235,7 @@ def paired_differences(m: Metrics, sc: pd.DataFrame, columns: Sequence[Column]) 
                 if not seeds:
                     continue
                 iv = paired_t_interval([100 * (va[s] - vb[s]) for s in seeds])
-                la, lb = registry.label(a), registry.label(b)
+                la, lb = registry.label(a, a in projected), registry.label(b, b in projected)
                 records.append(dict(zip(PAIRED_COLUMNS, [
                     f"{la} − {lb}", str(d), column, str(iv.n), f"{iv.mean:+.1f}",
                     MISSING if iv.low is None else f"[{iv.low:+.1f}, {iv.high:+.1f}]",
@@ -309,7 +313,7 @@ TABLE4_COLUMNS = [
 ]
 
 
-def table4_deployment(exports: pd.DataFrame | None) -> pd.DataFrame:
+def table4_deployment(exports: pd.DataFrame | None, projected: Collection[str] = ()) -> pd.DataFrame:
     """Exported students: dev main metric per variant, agreement with PyTorch, sizes."""
     if exports is None or exports.empty:
         return pd.DataFrame(columns=TABLE4_COLUMNS)
@@ -323,7 +327,7 @@ def table4_deployment(exports: pd.DataFrame | None) -> pd.DataFrame:
             return MISSING if value is None or pd.isna(value) else format(scale * value, fmt)
 
         records.append(dict(zip(TABLE4_COLUMNS, [
-            task, registry.label(strategy), str(depth),
+            task, registry.label(strategy, strategy in projected), str(depth),
             MISSING if pd.isna(grp.iloc[0].get("seed")) else str(int(grp.iloc[0]["seed"])),
             num(PYTORCH, "main", ".1f", 100), num("onnx_fp32", "main", ".1f", 100),
             num("onnx_int8", "main", ".1f", 100), num("onnx_fp32", "agreement", ".1f", 100),
@@ -336,7 +340,8 @@ def table4_deployment(exports: pd.DataFrame | None) -> pd.DataFrame:
 LOSS_COLUMNS = ["Task", "Model", "Layers", "Seeds", "Epoch", "(1−α)·L_CE", "α·L_DS", "β·L_PT"]
 
 
-def loss_terms(histories: pd.DataFrame, weights: dict[str, dict[str, float]]) -> pd.DataFrame:
+def loss_terms(histories: pd.DataFrame, weights: dict[str, dict[str, float]],
+               projected: Collection[str] = ()) -> pd.DataFrame:
     """Each weighted loss term of the distilling strategies, in their first and last epoch:
     its mean over seeds and, in parentheses, its mean share of the training loss (%).
 
@@ -358,7 +363,7 @@ def loss_terms(histories: pd.DataFrame, weights: dict[str, dict[str, float]]) ->
                                   "pt": w["beta"] * at["loss_pt"]})
             shares = terms.div(terms.sum(axis=1), axis=0)
             cells = [f"{terms[k].mean():.3g} ({100 * shares[k].mean():.0f}%)" for k in ("ce", "ds", "pt")]
-            records.append(dict(zip(LOSS_COLUMNS, [task, registry.label(strategy), str(int(depth)),
+            records.append(dict(zip(LOSS_COLUMNS, [task, registry.label(strategy, strategy in projected), str(int(depth)),
                                                    str(len(at)), str(epoch), *cells])))
     return pd.DataFrame.from_records(records, columns=LOSS_COLUMNS)
 
