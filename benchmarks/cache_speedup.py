@@ -4,7 +4,7 @@ Both sides train the same student (same initial weights, same seed) on the same
 fixed list of padded batches of real SST-2 training sentences, with the loss
 that the distill stage uses for --strategy (default the paper's PKD): its alpha, beta,
 T, layer map, KD reduction and normalisation from params.yaml
-(`pkd.students.loss_config`), and the sentence state that params.yaml's pooling gives
+(`pkd.training.distill.loss_config`), and the sentence state that params.yaml's pooling gives
 the student (`--pooling` to override). One step = forward + loss + backward +
 gradient clipping + AdamW step, as Trainer runs it:
 
@@ -15,12 +15,12 @@ gradient clipping + AdamW step, as Trainer runs it:
   online : the teacher (eval mode, no grad, output_hidden_states) runs on each
            batch inside the step, as implementations without a cache do; the
            loss is the same pkd_loss with the same LossConfig, the states pooled
-           by pkd.pooling.layer_states with the same pooling, and backward,
+           by pkd.method.pooling.layer_states with the same pooling, and backward,
            clipping and optimizer step are the trainer's.
 
 The teacher is the default pre-trained 6-layer checkpoint with a fresh
 classifier head, NOT fine-tuned: speed does not depend on the weights' values.
-The student is its first --student-depth layers (pkd.models.build_student).
+The student is its first --student-depth layers (pkd.models.loading.build_student).
 
 Also measured separately, on the same batches: the teacher forward alone and
 the student forward + backward alone (the trainer's training_step), giving the
@@ -40,6 +40,9 @@ import torch
 from _common import (
     Timer,
     add_common_args,
+    add_smoke_arg,
+    data_task,
+    glue_dir,
     hardware,
     load_sst2,
     padding_fraction,
@@ -59,12 +62,12 @@ from _distill import (
 )
 from transformers import DataCollatorWithPadding
 
-from pkd import strategies
-from pkd.data import get_task
-from pkd.losses import pkd_loss
-from pkd.models import MODEL_INPUTS, load_tokenizer, model_pooling
-from pkd.pooling import layer_states
-from pkd.precision import autocast
+from pkd.method import strategies
+from pkd.method.losses import pkd_loss
+from pkd.method.pooling import layer_states, model_pooling
+from pkd.models.families import MODEL_INPUTS
+from pkd.models.loading import load_tokenizer
+from pkd.models.precision import autocast
 
 NAME = "cache_speedup"
 
@@ -82,13 +85,12 @@ def parse_args(argv=None):
     p.add_argument("--warmup-steps", type=int, default=3, help="untimed steps per variant first [3]")
     p.add_argument("--repeats", type=int, default=5, help="timed passes over all batches per variant [5]")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for both models (GPU runs)")
-    p.add_argument("--quick", action="store_true",
-                   help="smoke test: 64 examples, 1 warm-up step, 2 repeats")
+    add_smoke_arg(p, "64 examples, 1 warm-up step, 1 repeat")
     add_distill_args(p)
     add_common_args(p)
     args = p.parse_args(argv)
-    if args.quick:
-        args.train_samples, args.warmup_steps, args.repeats = 64, 1, 2
+    if args.smoke:
+        args.train_samples, args.warmup_steps, args.repeats = 64, 1, 1
     return args
 
 
@@ -98,9 +100,9 @@ def main(argv=None) -> None:
     params = bench_params(args)
     precision = "bf16" if args.bf16 else "fp32"
     cache_dtype = args.cache_dtype or params.teacher.cache_dtype
-    task = get_task("sst2")
+    task = data_task(args)
     tokenizer = load_tokenizer(args.checkpoint)
-    train = load_sst2("train", args.train_samples, glue_dir=args.glue_dir, tokenizer=tokenizer,
+    train = load_sst2("train", args.train_samples, glue_dir=glue_dir(args), tokenizer=tokenizer,
                       max_seq_length=args.max_seq_length, seed=args.seed)
     n = len(train)
     hw = hardware(device)

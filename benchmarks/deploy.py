@@ -6,7 +6,7 @@
                pipeline's init), mean pooling as the embedded default, trained
                with FT (labels only; params.yaml's student batch size, learning
                rate, warm-up, weight decay) for --epochs through
-               pkd.training.train_model. Quantisation is what is measured here, not
+               pkd.training.train.train_model. Quantisation is what is measured here, not
                distillation: FT keeps the run short and needs no teacher;
   3. export  : pkd.deploy.export.export_and_score: ONNX fp32 (checked against PyTorch on
                all of dev) and int8 (ONNX Runtime dynamic quantisation), each scored on dev;
@@ -34,6 +34,9 @@ import torch
 from _common import (
     ROOT,
     add_common_args,
+    add_smoke_arg,
+    data_task,
+    glue_dir,
     hardware,
     load_sst2,
     print_banner,
@@ -43,11 +46,11 @@ from _common import (
 )
 from transformers import DataCollatorWithPadding
 
-from pkd.config import TrainParams, load_params
-from pkd.data import get_task
-from pkd.deploy.export import INT8_FILE, ONNX_FILE, OnnxClassifier, export_and_score, size_mb
-from pkd.models import build_student, build_teacher, load_classifier, load_tokenizer
-from pkd.training import train_model
+from pkd.deploy.export import export_and_score
+from pkd.models.loading import build_student, build_teacher, load_classifier, load_tokenizer
+from pkd.models.onnx import INT8_FILE, ONNX_FILE, OnnxClassifier, size_mb
+from pkd.pipeline.params import TrainParams, load_params
+from pkd.training.train import train_model
 
 
 def main() -> None:
@@ -60,21 +63,21 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--dev-samples", type=int, default=None, help="first n dev sentences [all 872]")
     parser.add_argument("--params", default=str(ROOT / "params.yaml"))
-    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test, numbers mean nothing")
+    add_smoke_arg(parser, "64 train / 64 dev sentences, 1 epoch, 16 timed, 1 repeat")
     add_common_args(parser)
     args = parser.parse_args()
-    if args.quick:
+    if args.smoke:
         args.train_samples, args.epochs, args.dev_samples = 64, 1, 64
         args.timing_samples, args.warmup, args.repeats = 16, 0, 1
     device = setup_device(args)
     if device.type != "cpu":
         raise SystemExit("error: ONNX Runtime runs on CPU here; use --device cpu")
     params = load_params(args.params)
-    task = get_task("sst2")
+    task = data_task(args)
     tokenizer = load_tokenizer(args.checkpoint)
-    train = load_sst2("train", args.train_samples, glue_dir=args.glue_dir, tokenizer=tokenizer,
+    train = load_sst2("train", args.train_samples, glue_dir=glue_dir(args), tokenizer=tokenizer,
                       max_seq_length=128, seed=args.seed)
-    dev = load_sst2("dev", args.dev_samples, glue_dir=args.glue_dir, tokenizer=tokenizer, max_seq_length=128,
+    dev = load_sst2("dev", args.dev_samples, glue_dir=glue_dir(args), tokenizer=tokenizer, max_seq_length=128,
                     seed=args.seed, random_subset=False)
     hw = hardware(device)
     print_banner("deploy", hw, {"train": len(train), "dev": len(dev), "timed_b1": args.timing_samples,

@@ -3,7 +3,7 @@
 Part 1, end to end: a temporary copy of the repository (as tests/test_pipeline.py
 makes one) with `precision: bf16`, the built-in pair task (small), the
 embedded 6-layer checkpoint as teacher and two 3-layer students (the paper's
-KD and PKD, pkd.strategies.KD and .PKD); `dvc repro` runs prepare, teacher,
+KD and PKD, pkd.method.strategies.KD and .PKD); `dvc repro` runs prepare, teacher,
 teacher_cache, both distill stages, evaluate, timing and report. Checked: every
 stage ran, the cache manifest and the evaluation and timing records say bf16,
 and the cache holds only the PKD student's layers.
@@ -18,7 +18,7 @@ autocast (Trainer's own mixed precision), interleaved, median examples/s over
 repeats.
 
     python benchmarks/gpu_smoke.py                      # on a CUDA machine
-    python benchmarks/gpu_smoke.py --allow-cpu --quick  # code-path check on a CPU (stages fall back to fp32)
+    python benchmarks/gpu_smoke.py --allow-cpu --smoke  # code-path check on a CPU (stages fall back to fp32)
 
 Prints both parts' figures and writes benchmarks/results/gpu_smoke.json.
 """
@@ -40,10 +40,22 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ROOT, Timer, hardware, print_banner, print_table, stats, write_result
+from _common import (
+    DEFAULT_CHECKPOINT,
+    ROOT,
+    Timer,
+    add_smoke_arg,
+    hardware,
+    print_banner,
+    print_table,
+    save_tiny_bert,
+    stats,
+    write_result,
+)
 
-from pkd import paths, strategies
-from pkd.config import split_strategies
+from pkd.method import strategies
+from pkd.pipeline import paths
+from pkd.pipeline.params import split_strategies
 
 COPIED = ["dvc.yaml", "params.yaml", "stages", "pkd", "presets", ".dvcignore"]
 
@@ -59,12 +71,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=20, help="timed steps per repeat")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--allow-cpu", action="store_true", help="run without a GPU (a code-path check only)")
-    p.add_argument("--quick", action="store_true", help="tiny sizes: 64 examples, 2 steps, 1 repeat, tiny BERT")
+    add_smoke_arg(p, "64 examples, 2 steps, 1 repeat, a tiny random BERT")
     p.add_argument("--step-only", action="store_true", help="part 2 only (no `dvc repro`)")
     p.add_argument("--keep", default=None, help="keep the pipeline copy in this (new) directory")
     p.add_argument("--json", default=None)
     args = p.parse_args()
-    if args.quick:
+    if args.smoke:
         args.train_size, args.steps, args.repeats = 64, 2, 1
     return args
 
@@ -84,9 +96,7 @@ def end_to_end(args, root: Path) -> dict:
         if src.exists():
             (shutil.copytree if src.is_dir() else shutil.copy)(src, root / name)
     checkpoint = args.checkpoint
-    if args.quick:
-        from pkd.testing import save_tiny_bert
-
+    if args.smoke:
         checkpoint = str(save_tiny_bert(root.parent / f"{root.name}-tiny-bert"))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["precision"] = args.precision
@@ -94,7 +104,7 @@ def end_to_end(args, root: Path) -> dict:
     params["data"].update(tasks=["builtin_pair"], builtin_train_size=args.train_size, builtin_dev_size=64,
                           inputs={"builtin_pair": "pkd/data/builtin.py"})
     params["teacher"].update(checkpoint=checkpoint, epochs=1, train_eval_samples=32)
-    depth = 2 if args.quick else args.student_depth
+    depth = 2 if args.smoke else args.student_depth
     students = [strategies.KD, strategies.PKD]
     params["student"].update(depths=[depth], strategies=students, **split_strategies(students), epochs=1,
                              train_eval_samples=32)
@@ -130,10 +140,9 @@ def step_checkpoint(args, path: Path) -> tuple[str, int]:
     """A random BERT on disk for part 2 (speed does not depend on the weights) and the student depth."""
     from transformers import BertConfig, BertModel
 
-    from pkd.models import load_tokenizer
-    from pkd.testing import DEFAULT_CHECKPOINT, save_tiny_bert
+    from pkd.models.loading import load_tokenizer
 
-    if args.quick:
+    if args.smoke:
         return str(save_tiny_bert(path)), 2
     tokenizer = load_tokenizer(DEFAULT_CHECKPOINT)
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=768, num_hidden_layers=12,
@@ -150,10 +159,10 @@ def throughput(args, device) -> dict:
     from datasets import Dataset
     from transformers import DataCollatorWithPadding
 
-    from pkd.config import load_params
     from pkd.data import get_task
-    from pkd.models import build_student, build_teacher, load_tokenizer
-    from pkd.students import loss_config
+    from pkd.models.loading import build_student, build_teacher, load_tokenizer
+    from pkd.pipeline.params import load_params
+    from pkd.training.distill import loss_config
 
     params = load_params(ROOT / "params.yaml")
     task = get_task("mnli")  # 3 labels
@@ -192,7 +201,7 @@ def throughput(args, device) -> dict:
             return args.steps * b / elapsed.seconds
 
         for driver in steps.values():  # warm-up
-            for _ in range(3 if not args.quick else 1):
+            for _ in range(3 if not args.smoke else 1):
                 driver.step(batch)
         samples = {name: [] for name in steps}
         for repeat in range(args.repeats):
@@ -232,7 +241,7 @@ def main() -> None:
     hw = hardware(device)
     print_banner("gpu_smoke", hw, {"precision": args.precision, "train_size": args.train_size,
                                    "batch": args.batch_size, "length": args.seq_length, "steps": args.steps,
-                                   "repeats": args.repeats, "quick": args.quick})
+                                   "repeats": args.repeats, "smoke": args.smoke})
     if device.type == "cuda" and args.precision == "bf16" and not torch.cuda.is_bf16_supported():
         print("note: this GPU lacks bf16: the stages fall back to fp32 (see the fallback warnings)")
     e2e = None

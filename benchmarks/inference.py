@@ -1,6 +1,6 @@
 """Inference speed: the 6-layer teacher vs. 3- and 2-layer students, on real SST-2 dev sentences.
 
-Uses the pipeline's own timing code, pkd.timing.time_depths: every model is
+Uses the pipeline's own timing code, pkd.evaluation.timing.time_depths: every model is
 built from the default checkpoint's config (hidden 384, 12 heads) with its
 depth changed and RANDOM weights (speed does not depend on their values), in
 one process, on the same inputs, with the models' repeats interleaved so
@@ -21,6 +21,9 @@ import argparse
 
 from _common import (
     add_common_args,
+    add_smoke_arg,
+    data_task,
+    glue_dir,
     hardware,
     load_sst2,
     print_banner,
@@ -30,9 +33,9 @@ from _common import (
 )
 from transformers import DataCollatorWithPadding
 
-from pkd.data import get_task
-from pkd.models import MODEL_INPUTS, load_tokenizer, resolve_checkpoint
-from pkd.timing import FIXED_LENGTH, time_depths
+from pkd.evaluation.timing import FIXED_LENGTH, time_depths
+from pkd.models.families import MODEL_INPUTS
+from pkd.models.loading import load_tokenizer, resolve_checkpoint
 
 NAME = "inference"
 PAPER = [  # (teacher layers, student layers, reported speed-up, parameters teacher/student)
@@ -48,10 +51,10 @@ def parse_args(argv=None):
     p.add_argument("--max-seq-length", type=int, default=128, help="truncation of dev sentences [128]")
     p.add_argument("--warmup", type=int, default=1, help="untimed rounds of every workload first [1]")
     p.add_argument("--repeats", type=int, default=5, help="timed rounds [5]")
-    p.add_argument("--quick", action="store_true", help="smoke test: 16 sentences, no warm-up, 1 repeat")
+    add_smoke_arg(p, "16 sentences, no warm-up, 1 repeat")
     add_common_args(p, seed=False)
     args = p.parse_args(argv)
-    if args.quick:
+    if args.smoke:
         args.dev_samples, args.warmup, args.repeats = 16, 0, 1
     args.depths = [int(d) for d in args.depths.split(",") if d.strip()]
     return args
@@ -60,9 +63,9 @@ def parse_args(argv=None):
 def main(argv=None) -> None:
     args = parse_args(argv)
     device = setup_device(args)
-    task = get_task("sst2")
+    task = data_task(args)
     tokenizer = load_tokenizer(args.checkpoint)
-    dev = load_sst2("dev", args.dev_samples, glue_dir=args.glue_dir, tokenizer=tokenizer,
+    dev = load_sst2("dev", args.dev_samples, glue_dir=glue_dir(args), tokenizer=tokenizer,
                     max_seq_length=args.max_seq_length, seed=0, random_subset=False)
     features = [{k: row[k] for k in MODEL_INPUTS if k in row} for row in dev]
     lengths = list(dev["length"])

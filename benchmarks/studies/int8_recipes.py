@@ -1,8 +1,17 @@
 """int8 recipes side by side: accuracy kept and batch-1 speed, over the students of a finished run.
 
+Study, 2026-12-03, on the 16 students of the default run at a90e06b (their dev scores are
+the current default's), 1 thread.
+Result: mean / worst dev loss against the PyTorch fp32 student: default (per-tensor)
++0.58 / +1.70 points, per_channel +0.06 / +0.80, per_channel+matmul_only +0.02 / +0.60,
+reduce_range +1.39 / +4.10; the fused graph is slower at dev lengths. With export on
+(e229811), Table 4 over the 16 students: mean +0.01, worst +1.0 points.
+Decision: `export.int8_recipe: per_channel` is the default (per_channel+matmul_only keeps
+the embeddings in fp32 for +0.04 points).
+
 For every student under <run>/models/students (the default run: 16 students of the two
-built-in tasks), the script exports ONNX fp32 once (pkd.deploy.export, as the export stage
-does), then quantises it with each recipe of pkd.deploy.export.INT8_RECIPES and scores it
+built-in tasks), the script exports ONNX fp32 once (pkd.models.onnx, as the export stage
+does), then quantises it with each recipe of pkd.allowed_values.INT8_RECIPES and scores it
 on the task's prepared dev split. Per recipe it prints the mean and the worst dev-score
 loss against the PyTorch fp32 student (points), the share of identical predictions, and
 the batch-1 latency (dev lengths, the first --timing-examples dev examples of the first
@@ -10,25 +19,31 @@ task) of the 3-layer PKD-Skip student, with its speed-up over the teacher as ONN
 and as PyTorch fp32. Targets (benchmarks/README.md): mean loss <= 0.5 points, none worse
 than 1 point; int8 3L >= 4x faster than the ONNX fp32 teacher at batch 1.
 
-    python benchmarks/int8_recipes.py --run /path/to/a/finished/default/run
+    python benchmarks/studies/int8_recipes.py --run /path/to/a/finished/default/run
 """
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
 from _common import hardware, print_banner, print_table, write_result
 from datasets import load_from_disk
 from transformers import AutoTokenizer, DataCollatorWithPadding
 
-from pkd.choices import INT8_RECIPES
+from pkd.allowed_values import INT8_RECIPES
 from pkd.data import prepared_task
-from pkd.deploy.export import (
+from pkd.evaluation.evaluate import predict_logits
+from pkd.evaluation.metrics import glue_metrics, logits_to_predictions
+from pkd.models.loading import load_classifier
+from pkd.models.onnx import (
     OnnxClassifier,
     agreement,
     export_onnx,
@@ -36,9 +51,6 @@ from pkd.deploy.export import (
     quantize_int8,
     size_mb,
 )
-from pkd.evaluate import predict_logits
-from pkd.metrics import glue_metrics, logits_to_predictions
-from pkd.models import load_classifier
 
 NAME = "int8_recipes"
 

