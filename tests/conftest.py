@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from tiny_models import save_tiny_bert  # noqa: F401  (re-exported for the tests)
@@ -145,3 +146,25 @@ def server(tmp_path_factory):
         log.close()
 
 
+class RecordingBar:
+    """Stands in for tqdm: records each bar's description and how many steps it saw."""
+
+    bars: ClassVar[list] = []
+
+    def __init__(self, iterable=None, total=None, desc=None, **kwargs):
+        self.iterable, self.total, self.desc, self.steps = iterable, total, desc, 0
+        RecordingBar.bars.append(self)
+
+    def __iter__(self):
+        for item in self.iterable:
+            self.steps += 1
+            yield item
+
+    def update(self, n=1):
+        self.steps += n
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

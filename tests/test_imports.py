@@ -12,7 +12,7 @@ import sys
 
 import pytest
 from conftest import ROOT
-from test_dvc_deps import imported_modules, module_file
+from import_graph import imported_modules, module_file
 
 PKG = ROOT / "pkd"
 # Imported from every layer; they import nothing of pkd but each other.
@@ -61,15 +61,22 @@ def test_imports_point_down():
 
 def test_the_check_sees_an_upward_import(tmp_path, monkeypatch):
     """The method importing the pipeline, lazily inside a function, is caught."""
-    import test_imports
-
     fake = tmp_path / "pkd" / "method" / "sneaky.py"
     fake.parent.mkdir(parents=True)
     fake.write_text("def f():\n    from pkd.pipeline import params\n")
-    monkeypatch.setattr(test_imports, "PKG", tmp_path / "pkd")
-    monkeypatch.setattr(test_imports, "ROOT", tmp_path)
+    monkeypatch.setattr(sys.modules[__name__], "PKG", tmp_path / "pkd")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     assert upward_imports() == ["pkd.method.sneaky -> pkd.pipeline", "pkd.method.sneaky -> pkd.pipeline.params"]
 
+
+
+def test_no_test_file_imports_another():
+    """Test folders are on sys.path only once pytest has collected them: a helper that two test
+    files share lives in tests/ itself (conftest.py, tiny_models.py, glue_files.py, import_graph.py)."""
+    tests = ROOT / "tests"
+    found = [f"{path.relative_to(tests)} imports {name}" for path in sorted(tests.rglob("*.py"))
+             for name in sorted(imported_modules(path)) if name.split(".")[0].startswith("test_")]
+    assert found == []
 
 @pytest.mark.parametrize("package", LIGHT)
 def test_method_cache_and_model_code_load_no_params_schema(package):

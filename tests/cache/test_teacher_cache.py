@@ -1,9 +1,9 @@
 import os
-from typing import ClassVar
 
 import numpy as np
 import pytest
 import torch
+from conftest import RecordingBar
 from safetensors.torch import load_file
 from tiny_models import teacher_outputs, write_cache
 from transformers import DataCollatorWithPadding
@@ -106,30 +106,6 @@ def test_float16_cache_halves_cls_storage(saved_teacher, tiny_splits, tmp_path):
     size = lambda p: (p / "dev.safetensors").stat().st_size  # noqa: E731
     assert size(tmp_path / "c16") < 0.6 * size(tmp_path / "c32")
     assert np.isfinite(out["states"].numpy()).all()
-
-
-class RecordingBar:
-    """Stands in for tqdm: records each bar's description and how many steps it saw."""
-
-    bars: ClassVar[list] = []
-
-    def __init__(self, iterable=None, total=None, desc=None, **kwargs):
-        self.iterable, self.total, self.desc, self.steps = iterable, total, desc, 0
-        RecordingBar.bars.append(self)
-
-    def __iter__(self):
-        for item in self.iterable:
-            self.steps += 1
-            yield item
-
-    def update(self, n=1):
-        self.steps += n
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def test_cache_pass_and_fingerprint_show_progress(saved_teacher, tiny_splits, monkeypatch):

@@ -1,19 +1,18 @@
 from pathlib import Path
 
 import pytest
+from glue_files import (
+    MNLI_DEV_HEADER,
+    MNLI_TEST_HEADER,
+    MNLI_TRAIN_HEADER,
+    mnli_row,
+    write,
+    write_mnli_with_leaderboard_extras,
+)
 
 from pkd.data import DataFormatError, load_glue_dir, load_task, read_glue_split
 
-BOM = "\ufeff"
 REAL_SST2 = Path(__file__).resolve().parents[2].parent / "shared/data/glue/SST-2"
-
-
-def write(root: Path, rel: str, lines: list[str], *, bom=False, newline="\n", final=True):
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = newline.join(lines) + (newline if final else "")
-    path.write_bytes(((BOM if bom else "") + text).encode("utf-8"))
-    return path
 
 
 def data_lines(path: Path, header: bool = True) -> int:
@@ -160,40 +159,24 @@ def test_stsb_bad_score(tmp_path):
         read_glue_split(tmp_path, "stsb", "dev")
 
 
-MNLI_TRAIN_HEADER = ("index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\t"
-                     "sentence2_binary_parse\tsentence1_parse\tsentence2_parse\t"
-                     "sentence1\tsentence2\tlabel1\tgold_label")
-MNLI_DEV_HEADER = ("index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\t"
-                   "sentence2_binary_parse\tsentence1_parse\tsentence2_parse\t"
-                   "sentence1\tsentence2\tlabel1\tlabel2\tlabel3\tlabel4\tlabel5\tgold_label")
-MNLI_TEST_HEADER = ("index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\t"
-                    "sentence2_binary_parse\tsentence1_parse\tsentence2_parse\t"
-                    "sentence1\tsentence2")
-
-
-def _mnli_row(i, s1, s2, labels):
-    return "\t".join([str(i), "1", f"{i}e", "fiction", "( a )", "( b )", "(ROOT a)", "(ROOT b)",
-                      s1, s2, *labels])
-
-
 def test_mnli_matched_mismatched_and_unlabelled_test(tmp_path):
     write(tmp_path, "MNLI/train.tsv", [
         MNLI_TRAIN_HEADER,
-        _mnli_row(0, "p0", "h0", ["neutral", "neutral"]),
-        _mnli_row(1, 'he said "no', "h1", ["contradiction", "contradiction"]),
+        mnli_row(0, "p0", "h0", ["neutral", "neutral"]),
+        mnli_row(1, 'he said "no', "h1", ["contradiction", "contradiction"]),
     ])
     five = ["entailment", "neutral", "entailment", "entailment", "entailment"]
     write(tmp_path, "MNLI/dev_matched.tsv", [
         MNLI_DEV_HEADER,
-        _mnli_row(0, "pm", "hm", five + ["entailment"]),
+        mnli_row(0, "pm", "hm", five + ["entailment"]),
     ])
     write(tmp_path, "MNLI/dev_mismatched.tsv", [
         MNLI_DEV_HEADER,
-        _mnli_row(0, "pmm", "hmm", five + ["entailment"]),
-        _mnli_row(1, "pmm2", "hmm2", ["neutral"] * 5 + ["neutral"]),
+        mnli_row(0, "pmm", "hmm", five + ["entailment"]),
+        mnli_row(1, "pmm2", "hmm2", ["neutral"] * 5 + ["neutral"]),
     ])
-    write(tmp_path, "MNLI/test_matched.tsv", [MNLI_TEST_HEADER, _mnli_row(0, "pt", "ht", [])])
-    write(tmp_path, "MNLI/test_mismatched.tsv", [MNLI_TEST_HEADER, _mnli_row(0, "ptt", "htt", [])])
+    write(tmp_path, "MNLI/test_matched.tsv", [MNLI_TEST_HEADER, mnli_row(0, "pt", "ht", [])])
+    write(tmp_path, "MNLI/test_mismatched.tsv", [MNLI_TEST_HEADER, mnli_row(0, "ptt", "htt", [])])
 
     train = read_glue_split(tmp_path, "mnli", "train")
     assert [(r["text_a"], r["text_b"], r["label"]) for r in train] == [
@@ -208,7 +191,7 @@ def test_mnli_matched_mismatched_and_unlabelled_test(tmp_path):
 
 def test_mnli_dev_row_with_train_width_is_error(tmp_path):
     path = write(tmp_path, "MNLI/dev_matched.tsv", [
-        MNLI_DEV_HEADER, _mnli_row(0, "p", "h", ["neutral", "neutral"]),
+        MNLI_DEV_HEADER, mnli_row(0, "p", "h", ["neutral", "neutral"]),
     ])
     with pytest.raises(DataFormatError, match=rf"{path}:2: expected 16 tab-separated fields, got 12"):
         read_glue_split(tmp_path, "mnli", "dev_matched")
@@ -291,21 +274,6 @@ def test_prepare_stage_refuses_an_empty_train_split(tmp_path):
     assert len(lines) == 1 and lines[0].startswith(f"error: {empty}:") and "no data rows" in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "data").exists()  # nothing written
-
-
-def write_mnli_with_leaderboard_extras(root: Path, wnli: bool = True) -> None:
-    """A tiny MNLI download plus GLUE's diagnostic (AX) file and, optionally, WNLI."""
-    write(root, "MNLI/train.tsv", [MNLI_TRAIN_HEADER] + [
-        _mnli_row(i, f"premise {i}", f"hypothesis {i}", [lab, lab])
-        for i, lab in enumerate(["neutral", "entailment", "contradiction"] * 4)])
-    for dev in ("dev_matched", "dev_mismatched"):
-        write(root, f"MNLI/{dev}.tsv", [MNLI_DEV_HEADER, _mnli_row(0, "pm", "hm", ["entailment"] * 6)])
-    write(root, "diagnostic/diagnostic.tsv", ["index\tsentence1\tsentence2"] + [
-        f"{i}\tthe cat sat {i}\ta cat sat {i}" for i in range(5)])
-    if wnli:
-        write(root, "WNLI/train.tsv", ["index\tsentence1\tsentence2\tlabel",
-                                       "0\ta\tb\t1", "1\tc\td\t0", "2\te\tf\t1"])
-        write(root, "WNLI/test.tsv", ["index\tsentence1\tsentence2", "0\tg\th", "1\ti\tj"])
 
 
 def test_mnli_carries_the_diagnostic_and_wnli_majority_splits(tmp_path):

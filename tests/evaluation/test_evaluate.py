@@ -10,9 +10,9 @@ TASK = get_task("builtin_sentiment")
 
 
 def test_evaluate_shows_progress(tiny_bert, tiny_splits, monkeypatch):
-    from test_teacher_cache import RecordingBar
+    from conftest import RecordingBar
 
-    import pkd.evaluation.evaluate as evaluate
+    from pkd.evaluation import evaluate
 
     RecordingBar.bars = []
     monkeypatch.setattr(evaluate, "tqdm", RecordingBar)
@@ -25,7 +25,7 @@ def test_evaluate_shows_progress(tiny_bert, tiny_splits, monkeypatch):
 
 
 def _prepared_mnli(root, tiny_bert, wnli: bool):
-    from test_data_glue_tsv import write_mnli_with_leaderboard_extras
+    from glue_files import write_mnli_with_leaderboard_extras
 
     from pkd.data import load_task
     from pkd.data.prepare import tokenize
