@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
 
         spec = {"train": args.train, "dev": args.dev, "test": args.test, "dataset": args.dataset,
                 "config": args.config, "text": args.text, "text_pair": args.text_pair, "label": args.label,
-                "labels": args.labels.split(",") if args.labels else None,
+                "labels": [label.strip() for label in args.labels.split(",")] if args.labels else None,
                 "regression": args.regression or None, "main_metric": args.main_metric}
 
         def run() -> None:

@@ -435,6 +435,10 @@ def test_pkd_task_strips_the_labels_it_is_given(tickets, tmp_path, capsys):
     assert "3 labels: tech, billing, account;" in capsys.readouterr().out
     spec = parse_params(yaml.safe_load(params_file.read_text())).data.custom_task("tickets")
     assert spec.labels == ["tech", "billing", "account"]
+    # ... and writes them stripped, as a reader of params.yaml expects them
+    assert yaml.safe_load(params_file.read_text())["data"]["custom_tasks"]["tickets"]["labels"] == [
+        "tech", "billing", "account"]
+
 
 def test_pkd_task_refuses_bad_files_in_one_line_and_writes_nothing(tickets, tmp_path, capsys):
     from pkd.cli.main import main
