@@ -44,13 +44,18 @@ def test_unknown_preset_names_the_available_ones(tmp_path):
         apply_preset("papr", ROOT / "params.yaml", ROOT / "presets")
 
 
-def test_glue_cpu_preset_with_a_glue_dir(tmp_path):
+def with_glue_preset(tmp_path, name: str):
+    """The default params.yaml with preset `name` applied and an (empty) GLUE folder: (params, glue)."""
     glue = tmp_path / "glue"
     glue.mkdir()
     params_file = tmp_path / "params.yaml"
     params_file.write_text((ROOT / "params.yaml").read_text())
-    apply_preset("glue-cpu", params_file, ROOT / "presets", glue_dir=str(glue))
-    params = parse_params(yaml.safe_load(params_file.read_text()))
+    apply_preset(name, params_file, ROOT / "presets", glue_dir=str(glue))
+    return parse_params(yaml.safe_load(params_file.read_text())), glue
+
+
+def test_glue_cpu_preset_with_a_glue_dir(tmp_path):
+    params, glue = with_glue_preset(tmp_path, "glue-cpu")
     assert params.preset == "glue-cpu"
     assert params.data.source == "glue_dir" and params.data.glue_dir == str(glue)
     assert params.data.tasks == ["sst2", "mrpc", "rte"]
@@ -236,14 +241,9 @@ def test_authors_rte3_preset_resolves_each_students_recipe_as_the_authors_table(
     """presets/rte-mpnet-12to3-authors.yaml: the authors' RTE 3-layer rows (docs/method.md), per student."""
     from pkd.training.distill import loss_config
 
-    glue = tmp_path / "glue"
-    glue.mkdir()
-    params_file = tmp_path / "params.yaml"
-    params_file.write_text((ROOT / "params.yaml").read_text())
-    apply_preset("rte-mpnet-12to3-authors", params_file, ROOT / "presets", glue_dir=str(glue))
-    params = parse_params(yaml.safe_load(params_file.read_text()))
+    params, _ = with_glue_preset(tmp_path, "rte-mpnet-12to3-authors")
     teacher = yaml.safe_load((ROOT / "presets/rte-mpnet-12to3.yaml").read_text())["teacher"]
-    assert params.teacher.model_dump(include=set(teacher)) == teacher  # the issue-19 run's teacher
+    assert params.teacher.model_dump(include=set(teacher)) == teacher  # the rte-mpnet-12to3 teacher
     assert params.data.tasks == ["rte"] and params.data.max_seq_length == 128
     assert params.student.depths == [3] and params.student.seeds == [1, 2, 3, 4, 5]
     assert params.student.epochs == 4 and params.student.batch_size == 32
