@@ -128,6 +128,11 @@ class StageProcess(_StageGroup):
         return self.popen.poll()
 
 
+def package_root() -> Path:
+    """The folder holding this pkd package, so that the watchdog imports this pkd, installed or not."""
+    return Path(__file__).resolve().parents[2]
+
+
 class _Watchdog:
     """A process that outlives `pkd repro` and stops the stages it was running if it ends
     without reaping them: killed outright (SIGKILL, the OOM killer), which no handler catches.
@@ -137,7 +142,7 @@ class _Watchdog:
     are for pkd repro, which stops the stages itself."""
 
     def __init__(self):
-        code = f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r}); " \
+        code = f"import sys; sys.path.insert(0, {str(package_root())!r}); " \
                "from pkd.pipeline.parallel_repro import watch; watch(sys.stdin)"
         self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                      text=True, start_new_session=True)

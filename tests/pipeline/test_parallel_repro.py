@@ -329,3 +329,10 @@ def test_ctrl_c_through_real_dvc_leaves_the_repository_usable_and_resumable(tmp_
     subprocess.run(["dvc", "repro"], cwd=plain, env=plain_env, check=True, capture_output=True)
     assert lock_outs(root) == lock_outs(plain) and len(lock_outs(root)) == 3
     assert (root / "c.txt").read_text() == "cab"
+
+
+def test_the_watchdog_imports_the_pkd_it_was_started_from():
+    from pkd.pipeline import parallel_repro
+
+    root = parallel_repro.package_root()
+    assert (root / "pkd" / "pipeline" / "parallel_repro.py").resolve() == Path(parallel_repro.__file__).resolve()
