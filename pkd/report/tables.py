@@ -371,5 +371,6 @@ def loss_terms(histories: pd.DataFrame, weights: dict[str, dict[str, float]],
 def best_epoch_cells(sc: pd.DataFrame, epochs: pd.DataFrame) -> dict[str, str]:
     """Per group: the mean best dev epoch over its runs and columns, and the epochs trained ("2.7 of 4")."""
     chosen = sc[["model", "group"]].drop_duplicates().merge(epochs, on="model")
-    return {group: f"{grp['epoch'].mean():.1f} of {int(grp['of'].max())}"
+    # A teacher used as is (teacher.fine_tuned) was never trained here: one epoch-0 record.
+    return {group: f"{grp['epoch'].mean():.1f} of {int(grp['of'].max())}" if grp["of"].max() > 0 else MISSING
             for group, grp in chosen.groupby("group", sort=False)}

@@ -104,3 +104,11 @@ def test_loss_terms_weigh_each_term_and_give_its_share():
     assert first["α·L_DS"] == f"0.08 ({100 * (0.10 + 0.06) / 2 / 0.86:.0f}%)"
     assert first["β·L_PT"] == f"0.3 ({100 * (0.20 + 0.40) / 2 / 0.86:.0f}%)"
     assert first["Seeds"] == "2"
+
+
+def test_a_teacher_used_as_is_has_no_best_epoch(tmp_path):
+    """A fine-tuned teacher is scored, not trained: its history is one epoch-0 record."""
+    metrics = write_metrics(tmp_path)
+    (metrics / "train" / "rte" / "teacher.json").write_text(json.dumps([{"epoch": 0, "dev_accuracy": 0.68}]))
+    t1 = _t1(build_report(metrics, tmp_path / "out", {"tasks": ["rte"]}, selected="best_dev"))
+    assert t1.loc["Teacher", "Best epoch"] == "-" and t1.loc["Teacher", "rte"] == "68.0"
