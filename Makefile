@@ -15,12 +15,14 @@ BIN := $(VENV)/bin
 setup: $(VENV)/.installed
 
 # pip installs uv and torch (pip finds a local CPU wheel where a machine has one); uv installs the
-# rest from the lock, several times faster than pip (docs/pipeline.md, "Reproducibility").
+# rest from the lock, about 3x faster than pip (docs/pipeline.md, "Reproducibility"). Compiled
+# bytecode, as pip would: where Python may not write it (PYTHONDONTWRITEBYTECODE), every stage
+# would recompile thousands of modules on import.
 $(VENV)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q uv==$(UV_VERSION)
 	$(BIN)/python -m pip install -q -c $(LOCK) $(TORCH_SPEC)
-	$(BIN)/uv pip install -q --python $(BIN)/python -c $(LOCK) -e ".[dev]"
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -c $(LOCK) -e ".[dev]"
 	touch $@
 
 # After changing pyproject's dependencies: `make lock`, then commit requirements.lock. Pins that

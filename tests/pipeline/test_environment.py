@@ -54,6 +54,16 @@ def test_the_lock_pins_the_torch_that_make_setup_installs():
     assert env_mod.locked_versions(LOCK)["torch"] == version
 
 
+def test_make_setup_installs_compiled_bytecode():
+    """pip compiles every installed module to bytecode; uv does not unless asked. Where Python may
+    not write bytecode itself (PYTHONDONTWRITEBYTECODE, common in containers, or a read-only
+    venv), each stage would then compile ~5,500 source files on import: +5 s a stage, +20% on
+    the default run (docs/pipeline.md, "Reproducibility")."""
+    makefile = (ROOT / "Makefile").read_text()
+    installs = [line for line in makefile.splitlines() if "uv pip install" in line]
+    assert installs and all("--compile-bytecode" in line for line in installs), installs
+
+
 def test_lock_mismatches_name_each_package_that_differs(tmp_path):
     lock = tmp_path / "requirements.lock"
     lock.write_text("# header\nfoo-bar==1.2.0\n    # via pkd (pyproject.toml)\n"
