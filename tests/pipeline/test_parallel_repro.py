@@ -150,10 +150,12 @@ def fake_project(tmp_path):
     return tmp_path, env
 
 
-def start_repro(root, env):
-    # Its own session, as a shell's job: killpg then reaches it as a terminal's Ctrl-C does.
+def start_repro(root, env, sighup=signal.SIG_DFL):
+    # Its own session, as a shell's job: killpg then reaches it as a terminal's Ctrl-C does. SIGHUP as
+    # an interactive shell leaves it (SIG_DFL), however the tests themselves run (under nohup: SIG_IGN).
     return subprocess.Popen([sys.executable, "-m", "pkd.cli.main", "repro", "--jobs", "2"], cwd=root, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, sighup))
 
 
 def wait_for(*paths, timeout=60):
@@ -189,6 +191,24 @@ def test_a_signal_stops_the_running_stages_cleanly_and_says_how_to_resume(fake_p
         assert not psutil.pid_exists(int((root / f"{name}.started").read_text()))
     assert not (root / "c.started").exists()
     assert "stopped" in out and "FAILED" not in out
+
+
+def test_under_nohup_a_hangup_leaves_the_stages_running(fake_project):
+    """nohup asks to run on when the terminal closes: SIGHUP stops nothing; SIGTERM still does."""
+    root, env = fake_project
+    proc = start_repro(root, env, sighup=signal.SIG_IGN)
+    try:
+        wait_for(root / "a.started", root / "b.started")
+        os.kill(proc.pid, signal.SIGHUP)
+        time.sleep(2)
+        assert proc.poll() is None and not list(root.glob("*.signal"))
+        os.kill(proc.pid, signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 143, out + err
+    assert {(root / f"{name}.signal").read_text() for name in "ab"} == {"SIGINT"}
 
 
 def test_stages_stop_when_pkd_repro_is_killed_outright(fake_project):
