@@ -172,6 +172,7 @@ def test_ddp_cache_equals_single_process_and_distill_runs_under_torchrun(repo, t
         shutil.rmtree(student)
         log = run([*torchrun, "stages/distill.py", "--task", TASK, "--strategy", "pkd_skip", "--depth", "2", "--seed", "42"], root, ddp_env)
         assert (student / "model.safetensors").exists(), log[-2000:]
+        assert log.count("'train_runtime'") == 1, log[-2000:]  # one DDP run logs once, not one run per process
     finally:
         run(["dvc", "checkout", "--force"], root, env)
 

@@ -44,14 +44,17 @@ def resolve_precision(requested: str, device: torch.device | str | None = None) 
 
 
 def trainer_flags(precision: str) -> dict[str, bool]:
-    """TrainingArguments keywords for a resolved precision."""
+    """TrainingArguments keywords for a resolved precision, on this machine's device."""
     if precision not in PRECISIONS:
         raise ConfigError(f"unknown precision '{precision}'; allowed: {', '.join(PRECISIONS)}")
     flags = {"bf16": precision == "bf16", "fp16": precision == "fp16"}
-    if precision != "fp32" and not torch.cuda.is_available():
+    if not torch.cuda.is_available():
         if precision == "fp16":
             raise ValueError("precision fp16 needs a CUDA GPU (loss scaling); use bf16 or fp32 on a CPU")
-        flags["use_cpu"] = True  # Trainer refuses bf16 without a GPU unless told to use the CPU
+        # Without a GPU, Trainer runs on the CPU either way, but only when told so does it join
+        # torchrun's processes as one DDP run (gloo); otherwise each process trains a whole
+        # model of its own. It also refuses bf16 without a GPU unless told to use the CPU.
+        flags["use_cpu"] = True
     return flags
 
 

@@ -32,7 +32,8 @@ def test_unknown_precision_is_refused():
 
 
 def test_trainer_flags_and_autocast():
-    assert trainer_flags("fp32") == {"bf16": False, "fp16": False}
+    on_cpu = {} if torch.cuda.is_available() else {"use_cpu": True}  # what makes torchrun DDP on a CPU
+    assert trainer_flags("fp32") == {"bf16": False, "fp16": False, **on_cpu}
     assert trainer_flags("bf16")["bf16"] is True
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="fp16 needs a CUDA GPU"):
