@@ -7,6 +7,7 @@ resume from the last epoch checkpoint after a crash, and an atomic final save.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -252,8 +253,11 @@ def score_model(model, tokenizer, *, task: TaskInfo, train: Dataset, dev: Datase
         preds = logits_to_predictions(logits, task.is_regression)
         log.update({f"eval_{name}_{k}": v for k, v in glue_metrics(task.metric_names, preds, split["label"]).items()})
     history = epoch_history([log], task.main_metric)
-    with atomic_dir(model_out) as tmp:
-        model.save_pretrained(str(tmp))
-        tokenizer.save_pretrained(str(tmp))
-    write_json(history_out, history)
+    # Under torchrun every process scores (no Trainer, no process group: it is quick), one saves:
+    # two processes replacing the same folder would race.
+    if os.environ.get("RANK", "0") == "0":
+        with atomic_dir(model_out) as tmp:
+            model.save_pretrained(str(tmp))
+            tokenizer.save_pretrained(str(tmp))
+        write_json(history_out, history)
     return history
