@@ -324,7 +324,9 @@ def test_retention_beside_the_authors(tmp_path):
 
 def _export_record(task: str, model: str, scores: tuple[float, float, float]) -> dict:
     strategy, depth, seed = model.rsplit("-", 2)
-    variant = lambda acc, agree, diff, size: {"accuracy": acc, "agreement": agree, "max_abs_diff": diff, "size_mb": size}
+    def variant(acc, agree, diff, size):
+        return {"accuracy": acc, "agreement": agree, "max_abs_diff": diff, "size_mb": size}
+
     return {"task": task, "model": model, "strategy": strategy, "depth": int(depth), "seed": int(seed[1:]), "enabled": True,
             "main_metric": "accuracy", "n": 100,
             "pytorch_fp32": {"accuracy": scores[0], "size_mb": 60.0},
