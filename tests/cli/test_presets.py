@@ -1,5 +1,6 @@
 """The paper preset: what it changes, and an offline run of it on local stand-ins."""
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -263,6 +264,34 @@ def test_authors_rte3_preset_resolves_each_students_recipe_as_the_authors_table(
         if normalised is not None:
             assert loss.normalize_patience is normalised
     assert loss_config(params, "pkd_skip", "rte", 3, teacher_depth=12).patient_layers == [4, 8]
+
+
+
+@pytest.mark.parametrize("source", ["docs/presets.md", "presets/rte-mpnet-12to3-authors.yaml"])
+def test_the_documented_pkd_last_overrides_of_the_authors_preset_validate(tmp_path, source):
+    """The `-S` assignments the docs give for adding PKD-Last to the authors' RTE recipe, as
+    `dvc exp run -S` would write them into params.yaml, give params every stage accepts."""
+    from pkd.training.distill import loss_config
+
+    glue = tmp_path / "glue"
+    glue.mkdir()
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text((ROOT / "params.yaml").read_text())
+    apply_preset("rte-mpnet-12to3-authors", params_file, ROOT / "presets", glue_dir=str(glue))
+    raw = yaml.safe_load(params_file.read_text())
+    lines = (ROOT / source).read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if "pkd_skip,pkd_last]" in line)
+    assignments = re.findall(r"-S '([^']+)'", "\n".join(lines[max(at - 2, 0):at + 3]))
+    for assignment in assignments:
+        key, value = assignment.split("=", 1)
+        *parents, leaf = key.split(".")
+        section = raw
+        for name in parents:
+            section = section[name]
+        section[leaf] = yaml.safe_load(value)
+    params = parse_params(raw)
+    assert "pkd_last" in params.student.distill_strategies
+    assert loss_config(params, "pkd_last", "rte", 3, teacher_depth=12).patient_layers == [10, 11]
 
 
 # ---------------------------------------------------------------- `pkd task`: validated, then written once
